@@ -1,0 +1,73 @@
+/**
+ * `upcycle` — the command-line door onto the engine. Commands are loaded lazily so that
+ * `upcycle --help` and `upcycle inspect` start without loading onnxruntime or SQLite.
+ */
+import { isCheckpointError } from '../core/errors.js';
+
+export interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  inspect: async () => (await import('./inspect.js')).inspectCommand,
+  check: async () => (await import('./check.js')).checkCommand,
+};
+
+const SUMMARIES: Record<string, string> = {
+  inspect: 'show what a model folder, adapter or .safetensors file is (reads headers only)',
+  check: 'check that checkpoints can be merged or upcycled together (names, shapes, vocab, tokenizer)',
+};
+
+export function helpText(): string {
+  const lines = [
+    'Upcycle Studio — turn dense LLM checkpoints into Mixture-of-Experts models.',
+    '',
+    'Usage: upcycle <command> [options]',
+    '',
+    'Commands:',
+    ...Object.keys(COMMANDS).map((c) => `  ${c.padEnd(10)} ${SUMMARIES[c]}`),
+    '',
+    'Run `upcycle <command> --help` for a command\'s options.',
+  ];
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(helpText());
+    return 0;
+  }
+  if (name === '--version' || name === '-v') {
+    const { createRequire } = await import('node:module');
+    const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    console.error(`upcycle: unknown command "${name}". Run \`upcycle --help\` for the list.`);
+    return 2;
+  }
+  const cmd = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`${cmd.summary}\n\nUsage: ${cmd.usage}`);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    console.error(`upcycle ${name}: ${errorLine(e)}`);
+    return 1;
+  }
+}
+
+/** One line for the user: typed errors carry the file and the fix; others their message. */
+export function errorLine(e: unknown): string {
+  if (isCheckpointError(e)) return e.message;
+  if (e instanceof Error) return e.message.split('\n')[0] ?? String(e);
+  return String(e);
+}
