@@ -1,0 +1,240 @@
+/**
+ * The ONNX graph of a decoder LLM, built from its config: llama, mistral, qwen2 (q/k/v bias), qwen3
+ * (per-head q/k RMSNorm before RoPE), mixtral and qwen2_moe (sparse blocks routed as transformers does).
+ *
+ * Layout choices (why):
+ * - Activations stay 2D [T=B·S, H] so every projection is `Gemm(x, W, transB=1)` straight on the
+ *   checkpoint's [out, in] weights: no transposed copies of the weights, which stay external data
+ *   pointing into the .safetensors files. They become 3D only around attention.
+ * - Opset 23 `RMSNormalization`, `RotaryEmbedding` (non-interleaved = HF rotate_half) and `Attention`
+ *   (GQA, bottom-right causal with a past, as HF) — all verified on ORT 1.30 CPU (research §4.2).
+ * - MoE blocks use standard ops (Softmax → TopK → renormalise → scatter into a dense [T, E] weight)
+ *   and evaluate every expert on every token: exact to transformers, portable to every EP, and
+ *   each layer's router logits are an output for the routing statistics. E× the FFN FLOPs is fine
+ *   at evaluation sizes; the fused com.microsoft MoE op is the faster path for large models.
+ * - Non-f32 weights (bf16/f16/f8) are Cast to f32 in-graph: ORT CPU has no bf16 kernels (research §0.4).
+ * - LoRA adapters run unmerged: y += scaling · (x·Aᵀ)·Bᵀ beside the base projection.
+ */
+import type { DType } from '../core/dtypes.js';
+import { isSparseLayer, type ModelConfig } from '../core/hf-config.js';
+import { ropeTables } from '../core/rope.js';
+import { GraphBuilder, type InitializerData } from './graph-builder.js';
+import { attr, type DataTypeName } from './onnx-proto.js';
+
+export interface WeightRef {
+  dtype: DType;
+  shape: number[];
+  data: InitializerData;
+}
+
+export interface LoraRef {
+  a: WeightRef;
+  b: WeightRef;
+  scaling: number;
+}
+
+export interface DecoderGraphOptions {
+  /** past_key_values.* inputs and present.* outputs for incremental decoding. */
+  kvCache?: boolean;
+  /** Outputs hidden_states.0…L: the input of each layer, and the final normed state (HF's convention). */
+  hiddenStates?: boolean;
+  /** Outputs mlp_input.i (each layer's post-attention-norm output = its router input) and router_logits.i of MoE layers. */
+  routing?: boolean;
+  /** Rows of the RoPE cos/sin tables (the longest sequence the graph accepts). */
+  maxPositions?: number;
+}
+
+export const OPSET = 23;
+
+const ONNX_TYPE: Partial<Record<DType, DataTypeName>> = {
+  F32: 'FLOAT', F16: 'FLOAT16', BF16: 'BFLOAT16', F64: 'DOUBLE', F8_E4M3: 'FLOAT8E4M3FN', F8_E5M2: 'FLOAT8E5M2',
+};
+
+export function graphOutputs(cfg: ModelConfig, opts: DecoderGraphOptions): string[] {
+  const out = ['logits'];
+  for (let i = 0; i < cfg.numLayers && opts.kvCache; i++) out.push(`present.${i}.key`, `present.${i}.value`);
+  if (opts.hiddenStates) for (let i = 0; i <= cfg.numLayers; i++) out.push(`hidden_states.${i}`);
+  if (opts.routing) {
+    for (let i = 0; i < cfg.numLayers; i++) {
+      out.push(`mlp_input.${i}`);
+      if (isSparseLayer(cfg, i)) out.push(`router_logits.${i}`);
+    }
+  }
+  return out;
+}
+
+export function buildDecoderGraph(
+  cfg: ModelConfig,
+  weight: (name: string) => WeightRef,
+  lora: (baseTensor: string) => LoraRef | undefined,
+  opts: DecoderGraphOptions = {},
+): Uint8Array {
+  if (!cfg.family) throw new Error(`${cfg.architecture} (${cfg.modelType}) cannot be run: ${cfg.notes.join('; ')}`);
+  const g = new GraphBuilder('decoder');
+  const H = cfg.hiddenSize;
+  const D = cfg.headDim;
+  const NH = cfg.numHeads;
+  const KV = cfg.numKvHeads;
+  const maxPos = opts.maxPositions ?? Math.min(cfg.maxPositionEmbeddings ?? 4096, 16384);
+
+  const floatWeights = new Map<string, string>();
+  /** A weight as a float32 value name (Cast in-graph from other float dtypes). */
+  const w = (name: string): string => {
+    const done = floatWeights.get(name);
+    if (done) return done;
+    const ref = weight(name);
+    const t = ONNX_TYPE[ref.dtype];
+    if (!t) throw new Error(`${name}: dtype ${ref.dtype} cannot be a weight`);
+    const init = g.initializer(name, t, ref.shape, ref.data);
+    let out = init;
+    if (t !== 'FLOAT') [out] = g.node('Cast', [init], [`${name}.f32`], { to: 1 });
+    floatWeights.set(name, out!);
+    return out!;
+  };
+  let loraCount = 0;
+  const loraWeight = (prefix: string, ref: WeightRef): string => {
+    const t = ONNX_TYPE[ref.dtype]!;
+    const init = g.initializer(prefix, t, ref.shape, ref.data);
+    return t === 'FLOAT' ? init : g.node('Cast', [init], [`${prefix}.f32`], { to: 1 })[0]!;
+  };
+  /** x[T,in] · Wᵀ (+ bias) (+ LoRA) → [T,out]. */
+  const linear = (x: string, prefix: string, out: string, bias = false): string => {
+    const inputs = [x, w(`${prefix}.weight`)];
+    if (bias) inputs.push(w(`${prefix}.bias`));
+    const l = lora(`${prefix}.weight`);
+    const [y] = g.node('Gemm', inputs, [l ? `${out}.base` : out], { transB: 1 });
+    if (!l) return y!;
+    const k = loraCount++;
+    const a = loraWeight(`lora.${k}.A`, l.a);
+    const b = loraWeight(`lora.${k}.B`, l.b);
+    const [xa] = g.node('Gemm', [x, a], [`${out}.lora_a`], { transB: 1 });
+    const [xab] = g.node('Gemm', [xa!, b], [`${out}.lora_ab`], { transB: 1, alpha: attr.float(l.scaling) });
+    return g.node('Add', [y!, xab!], [out])[0]!;
+  };
+  const rmsnorm = (x: string, weightName: string, out: string): string =>
+    g.node('RMSNormalization', [x, w(weightName)], [out], { axis: -1, epsilon: attr.float(cfg.rmsNormEps) })[0]!;
+  const int64 = (name: string, values: number[]): string => g.initializer(name, 'INT64', [values.length], BigInt64Array.from(values.map(BigInt)));
+
+  // Inputs.
+  g.input('input_ids', 'INT64', ['batch', 'seq']);
+  g.input('position_ids', 'INT64', ['batch', 'seq']);
+  if (opts.kvCache) {
+    for (let i = 0; i < cfg.numLayers; i++) {
+      g.input(`past_key_values.${i}.key`, 'FLOAT', ['batch', KV, 'past', D]);
+      g.input(`past_key_values.${i}.value`, 'FLOAT', ['batch', KV, 'past', D]);
+    }
+  }
+  // Shapes: [B, S] of the input, [B, S, -1] for 3D views, [-1, H] for 2D.
+  const [bs] = g.node('Shape', ['input_ids'], ['shape.bs']);
+  const [shape3] = g.node('Concat', [bs!, int64('const.minus1', [-1])], ['shape.bs_1'], { axis: 0 });
+  const shape2 = int64('const.shape2', [-1, H]);
+  const to3d = (x: string, out: string) => g.node('Reshape', [x, shape3!], [out])[0]!;
+  const to2d = (x: string, out: string) => g.node('Reshape', [x, shape2], [out])[0]!;
+
+  const rope = ropeTables(cfg, maxPos);
+  const cos = g.initializer('rope.cos', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.cos);
+  const sin = g.initializer('rope.sin', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.sin);
+  const ropeAttrs = { num_heads: 0, interleaved: 0, ...(rope.rotaryDim !== D ? { rotary_embedding_dim: rope.rotaryDim } : {}) };
+
+  const [emb] = g.node('Gather', [w('model.embed_tokens.weight'), 'input_ids'], ['embeds'], { axis: 0 });
+  let x = to2d(emb!, 'h.0');
+  const hiddenOut = (i: number, v: string) => {
+    if (opts.hiddenStates) g.node('Reshape', [v, shape3!], [`hidden_states.${i}`]);
+  };
+
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    hiddenOut(i, x);
+    const h = rmsnorm(x, `${p}.input_layernorm.weight`, `${p}.ln1`);
+    const bias = cfg.attentionBias;
+    let q = to3d(linear(h, `${p}.self_attn.q_proj`, `${p}.q2`, bias), `${p}.q`);
+    let k = to3d(linear(h, `${p}.self_attn.k_proj`, `${p}.k2`, bias), `${p}.k`);
+    const v = to3d(linear(h, `${p}.self_attn.v_proj`, `${p}.v2`, bias), `${p}.v`);
+    if (cfg.qkNorm) {
+      // Qwen3: RMSNorm over head_dim of each head, before RoPE.
+      const heads = (t: string, n: number, out: string) => g.node('Reshape', [t, g.node('Concat', [bs!, int64(`${out}.shape`, [n, D])], [`${out}.dims`], { axis: 0 })[0]!], [out])[0]!;
+      q = to3d(rmsnorm(heads(q, NH, `${p}.q4`), `${p}.self_attn.q_norm.weight`, `${p}.qn`), `${p}.qn3`);
+      k = to3d(rmsnorm(heads(k, KV, `${p}.k4`), `${p}.self_attn.k_norm.weight`, `${p}.kn`), `${p}.kn3`);
+    }
+    const [qr] = g.node('RotaryEmbedding', [q, cos, sin, 'position_ids'], [`${p}.q_rot`], { ...ropeAttrs, num_heads: NH });
+    const [kr] = g.node('RotaryEmbedding', [k, cos, sin, 'position_ids'], [`${p}.k_rot`], { ...ropeAttrs, num_heads: KV });
+    const attnIn = [qr!, kr!, v, '', ...(opts.kvCache ? [`past_key_values.${i}.key`, `past_key_values.${i}.value`] : [])];
+    const attnOut = [`${p}.attn`, ...(opts.kvCache ? [`present.${i}.key`, `present.${i}.value`] : [])];
+    const attnAttrs: Record<string, number> = { is_causal: 1, q_num_heads: NH, kv_num_heads: KV };
+    g.node('Attention', attnIn, attnOut, attnAttrs);
+    const o = linear(to2d(`${p}.attn`, `${p}.attn2`), `${p}.self_attn.o_proj`, `${p}.o`, bias && cfg.family !== 'qwen2' && cfg.family !== 'qwen2_moe');
+    const [x1] = g.node('Add', [x, o], [`${p}.res1`]);
+    const h2 = rmsnorm(x1!, `${p}.post_attention_layernorm.weight`, `${p}.ln2`);
+    if (opts.routing) g.node('Reshape', [h2, shape3!], [`mlp_input.${i}`]);
+    const ffn = isSparseLayer(cfg, i) ? moeBlock(h2, i) : mlp(h2, `${p}.mlp`, `${p}.mlp`);
+    [x] = g.node('Add', [x1!, ffn], [`h.${i + 1}`]) as [string];
+  }
+  const [xn] = g.node('RMSNormalization', [x, w('model.norm.weight')], ['final_norm'], { axis: -1, epsilon: attr.float(cfg.rmsNormEps) });
+  hiddenOut(cfg.numLayers, xn!);
+  const lmHead = cfg.tieWordEmbeddings && !hasWeight('lm_head.weight') ? 'model.embed_tokens.weight' : 'lm_head';
+  const [logits2] = lmHead === 'lm_head'
+    ? [linear(xn!, 'lm_head', 'logits2')]
+    : g.node('Gemm', [xn!, w('model.embed_tokens.weight')], ['logits2'], { transB: 1 });
+  g.node('Reshape', [logits2!, shape3!], ['logits']);
+
+  for (const name of graphOutputs(cfg, opts)) g.output(name, 'FLOAT');
+  return g.toModelBytes({ opset: OPSET, producerName: 'upcycle-studio', metadata: { architecture: cfg.architecture } });
+
+  function hasWeight(name: string): boolean {
+    try {
+      weight(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** SwiGLU FFN: down(silu(gate(x)) · up(x)). */
+  function mlp(x: string, prefix: string, out: string, names = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' }): string {
+    const b = cfg.mlpBias && !prefix.includes('experts') && !prefix.includes('shared_expert');
+    const gate = linear(x, `${prefix}.${names.gate}`, `${out}.gate`, b);
+    const up = linear(x, `${prefix}.${names.up}`, `${out}.up`, b);
+    const [sig] = g.node('Sigmoid', [gate], [`${out}.sig`]);
+    const [act] = g.node('Mul', [gate, sig!], [`${out}.silu`]);
+    const [prod] = g.node('Mul', [act!, up], [`${out}.prod`]);
+    return linear(prod!, `${prefix}.${names.down}`, `${out}.down`, b);
+  }
+
+  /**
+   * transformers' sparse block: softmax over all experts (fp32), top-k, renormalise (Mixtral always;
+   * Qwen2-MoE when norm_topk_prob), weighted sum of the chosen experts; Qwen2-MoE adds
+   * sigmoid(shared_expert_gate(x)) · shared_expert(x).
+   */
+  function moeBlock(x: string, i: number): string {
+    const moe = cfg.moe!;
+    const mixtral = cfg.family === 'mixtral';
+    const p = mixtral ? `model.layers.${i}.block_sparse_moe` : `model.layers.${i}.mlp`;
+    const logits = opts.routing ? `router_logits.${i}` : `${p}.router_logits`;
+    g.node('Gemm', [x, w(`${p}.gate.weight`)], [logits], { transB: 1 });
+    const [probs] = g.node('Softmax', [logits], [`${p}.probs`], { axis: -1 });
+    const [vals, idx] = g.node('TopK', [probs!, int64(`${p}.k`, [moe.topK])], [`${p}.topv`, `${p}.topi`], { axis: -1, largest: 1, sorted: 1 });
+    let weights = vals!;
+    if (moe.normTopkProb) {
+      const [sum] = g.node('ReduceSum', [vals!, int64(`${p}.axes`, [-1])], [`${p}.topsum`], { keepdims: 1 });
+      [weights] = g.node('Div', [vals!, sum!], [`${p}.topw`]) as [string];
+    }
+    const [zeros] = g.node('Mul', [logits, g.initializer(`${p}.zero`, 'FLOAT', [], Float32Array.of(0))], [`${p}.zeros`]);
+    const [dense] = g.node('ScatterElements', [zeros!, idx!, weights], [`${p}.route`], { axis: 1 });
+    let acc: string | undefined;
+    for (let e = 0; e < moe.numExperts; e++) {
+      const ep = `${p}.experts.${e}`;
+      const y = mixtral ? mlp(x, ep, ep, { gate: 'w1', up: 'w3', down: 'w2' }) : mlp(x, ep, ep);
+      const [we] = g.node('Slice', [dense!, int64(`${ep}.s`, [e]), int64(`${ep}.t`, [e + 1]), int64(`${ep}.ax`, [1])], [`${ep}.w`]);
+      const [wy] = g.node('Mul', [y, we!], [`${ep}.wy`]);
+      acc = acc ? g.node('Add', [acc, wy!], [`${ep}.acc`])[0]! : wy!;
+    }
+    if (!mixtral && moe.sharedExpertIntermediateSize > 0) {
+      const s = mlp(x, `${p}.shared_expert`, `${p}.shared_expert`);
+      const [sg] = g.node('Gemm', [x, w(`${p}.shared_expert_gate.weight`)], [`${p}.sg`], { transB: 1 });
+      const [sgs] = g.node('Sigmoid', [sg!], [`${p}.sgs`]);
+      const [ws] = g.node('Mul', [s, sgs!], [`${p}.ws`]);
+      acc = g.node('Add', [acc!, ws!], [`${p}.out`])[0]!;
+    }
+    return acc!;
+  }
+}
