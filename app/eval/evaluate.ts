@@ -1,0 +1,191 @@
+/**
+ * Local evaluation of a model folder (optionally + a LoRA adapter) on JSONL tasks, with metrics as
+ * lm-evaluation-harness defines them (research §7) and, for MoE models, routing statistics.
+ */
+import { basename } from 'node:path';
+import { RoutingAccumulator, type LayerRouting } from '../core/routing-stats.js';
+import { Decoder, type ForwardResult } from '../runtime/decoder.js';
+import { withCheckpoint } from '../io/checkpoint.js';
+import { loadModelSession } from '../runtime/model-session.js';
+import type { ProviderRequest } from '../runtime/ort.js';
+import { TextTokenizer } from '../runtime/tokenizer.js';
+import { loadTask, type Task } from './tasks.js';
+
+export interface EvalProgress {
+  task: string;
+  done: number;
+  total: number;
+}
+
+export interface EvalOptions {
+  adapter?: string;
+  limit?: number;
+  provider?: ProviderRequest;
+  /** Generation stops at these strings (default: newline) or EOS. */
+  stop?: string[];
+  maxNewTokens?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: EvalProgress) => void;
+}
+
+export type TaskMetrics = Record<string, number> & { n: number };
+
+export interface EvalReport {
+  model: string;
+  adapter: string | null;
+  provider: string;
+  notices: string[];
+  tasks: Record<string, TaskMetrics>;
+  /** For MoE models: routing over all tasks' tokens, and per task. */
+  routing: null | { layers: LayerRouting[]; per_task: Record<string, LayerRouting[]> };
+  seconds: number;
+}
+
+export async function evaluateModel(modelDir: string, taskPaths: string[], opts: EvalOptions = {}): Promise<EvalReport> {
+  const t0 = performance.now();
+  const tasks: Task[] = [];
+  for (const p of taskPaths) tasks.push(await loadTask(p, opts.limit));
+  // Router logits are graph outputs only for MoE models (headers only: this reads config.json).
+  const isMoe = await withCheckpoint(modelDir, async (ck) => !!ck.config?.moe);
+  const loaded = await loadModelSession(modelDir, { adapter: opts.adapter, kvCache: true, routing: isMoe, session: { provider: opts.provider } });
+  const moe = loaded.config.moe;
+  try {
+    const decoder = new Decoder(loaded);
+    const tokenizer = TextTokenizer.load(modelDir, loaded.config.eosTokenId);
+    const report: EvalReport = {
+      model: modelDir,
+      adapter: opts.adapter ?? null,
+      provider: loaded.session.provider,
+      notices: loaded.notices,
+      tasks: {},
+      routing: null,
+      seconds: 0,
+    };
+    const all = moe ? new RoutingAccumulator(moe.numExperts, moe.topK) : undefined;
+    const perTask: Record<string, LayerRouting[]> = {};
+    for (const task of tasks) {
+      const acc = moe ? new RoutingAccumulator(moe.numExperts, moe.topK) : undefined;
+      const progress = (done: number) => opts.onProgress?.({ task: task.name, done, total: task.items.length });
+      progress(0);
+      const metrics = await runTask(task, decoder, tokenizer, opts, acc, progress);
+      report.tasks[task.name] = metrics;
+      if (acc && all) {
+        perTask[task.name] = acc.result();
+        all.merge(acc);
+      }
+    }
+    if (all) report.routing = { layers: all.result(), per_task: perTask };
+    report.seconds = (performance.now() - t0) / 1000;
+    return report;
+  } finally {
+    await loaded.session.release();
+  }
+}
+
+/** Collects router logits of real (unpadded) tokens of a batch. */
+function routingHook(acc: RoutingAccumulator | undefined) {
+  return (r: ForwardResult, lengths: number[], width: number) => {
+    if (!acc) return;
+    for (const [layer, logits] of r.routerLogits) acc.add(layer, logits, (row) => row % width < lengths[Math.floor(row / width)]!);
+  };
+}
+
+async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: EvalOptions, acc: RoutingAccumulator | undefined, progress: (done: number) => void): Promise<TaskMetrics> {
+  const hook = routingHook(acc);
+  if (task.kind === 'perplexity') {
+    const seqs = await tok.encodeBatch(task.items.map((i) => i.text), true);
+    const lps = await decoder.logprobs(seqs, { signal: opts.signal, onBatch: hook });
+    progress(task.items.length);
+    let ll = 0;
+    let tokens = 0;
+    let words = 0;
+    let bytes = 0;
+    task.items.forEach((item, i) => {
+      for (const v of lps[i]!) ll += v;
+      tokens += lps[i]!.length;
+      words += item.text.split(/\s+/).length; // lm-eval: len(re.split(r"\s+", doc))
+      bytes += Buffer.byteLength(item.text, 'utf8');
+    });
+    return {
+      perplexity: Math.exp(-ll / tokens),
+      word_perplexity: Math.exp(-ll / words),
+      byte_perplexity: Math.exp(-ll / bytes),
+      bits_per_byte: -ll / bytes / Math.LN2,
+      n: task.items.length,
+    };
+  }
+  if (task.kind === 'multiple_choice') {
+    const seqs: number[][] = [];
+    const contLens: number[] = [];
+    for (const item of task.items) {
+      const ctx = await tok.encode(item.query, true);
+      for (const c of item.choices) {
+        const cont = await tok.encode(c, false);
+        seqs.push([...ctx, ...cont]);
+        contLens.push(cont.length);
+      }
+    }
+    const lps = await decoder.logprobs(seqs, { signal: opts.signal, onBatch: hook });
+    progress(task.items.length);
+    let k = 0;
+    let acc1 = 0;
+    let accNorm = 0;
+    for (const item of task.items) {
+      const ll: number[] = [];
+      for (let c = 0; c < item.choices.length; c++, k++) {
+        const lp = lps[k]!;
+        let s = 0;
+        for (let t = lp.length - contLens[k]!; t < lp.length; t++) s += lp[t]!;
+        ll.push(s);
+      }
+      if (argmax(ll) === item.gold) acc1++;
+      if (argmax(ll.map((v, c) => v / item.choices[c]!.length)) === item.gold) accNorm++;
+    }
+    return { acc: acc1 / task.items.length, acc_norm: accNorm / task.items.length, n: task.items.length };
+  }
+  // Generation: prompts of equal token length are decoded together (exact batching, no padding).
+  const stops = opts.stop ?? ['\n'];
+  const prompts = await tok.encodeBatch(task.items.map((i) => i.prompt), true);
+  const groups = new Map<number, number[]>();
+  prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
+  const maxNew = opts.maxNewTokens ?? Math.max(16, ...task.items.map((i) => Buffer.byteLength(i.answer) + 8));
+  const predictions: string[] = new Array(task.items.length);
+  let done = 0;
+  for (const members of groups.values()) {
+    for (let s = 0; s < members.length; s += 64) {
+      const chunk = members.slice(s, s + 64);
+      const texts = new Map<number, string>();
+      const outs = await decoder.generate(chunk.map((m) => prompts[m]!), {
+        maxNewTokens: maxNew,
+        signal: opts.signal,
+        onPrefill: (r) => hook(r, chunk.map((m) => prompts[m]!.length), prompts[chunk[0]!]!.length),
+      }, async (row, ids) => {
+        const text = await tok.decode(ids, true);
+        texts.set(row, text);
+        return stops.some((st) => text.includes(st));
+      });
+      for (const [row, m] of chunk.entries()) {
+        let text = texts.get(row) ?? (await tok.decode(outs[row]!, true));
+        for (const st of stops) {
+          const at = text.indexOf(st);
+          if (at >= 0) text = text.slice(0, at);
+        }
+        predictions[m] = text;
+      }
+      done += chunk.length;
+      progress(done);
+    }
+  }
+  const correct = task.items.filter((item, i) => predictions[i] === item.answer).length;
+  return { exact_match: correct / task.items.length, n: task.items.length };
+}
+
+function argmax(xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}
+
+export function describeModel(report: EvalReport): string {
+  return report.adapter ? `${basename(report.model)}+${basename(report.adapter)}` : basename(report.model);
+}
