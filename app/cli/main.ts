@@ -14,11 +14,15 @@ export interface Command {
 const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   check: async () => (await import('./check.js')).checkCommand,
+  eval: async () => (await import('./eval.js')).evalCommand,
+  export: async () => (await import('./export.js')).exportCommand,
 };
 
 const SUMMARIES: Record<string, string> = {
   inspect: 'show what a model folder, adapter or .safetensors file is (reads headers only)',
   check: 'check that checkpoints can be merged or upcycled together (names, shapes, vocab, tokenizer)',
+  eval: 'evaluate a model (or model + adapter) locally: perplexity, multiple choice, exact match, routing',
+  export: 'export a model as an ONNX folder (weights stay in its safetensors files)',
 };
 
 export function helpText(): string {
