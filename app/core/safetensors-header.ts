@@ -137,7 +137,7 @@ function parseTensorEntry(name: string, value: unknown, file: string): TensorInf
   let elements = 1;
   for (const d of shape as unknown[]) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new CheckpointError('INVALID_SHAPE', file, `tensor "${name}" has invalid dimension ${JSON.stringify(d)}`, 'the file is corrupt');
+      throw new CheckpointError('INVALID_SHAPE', file, `tensor "${name}" has invalid dimension ${describe(d)}`, 'the file is corrupt');
     }
     elements *= d;
     if (!Number.isSafeInteger(elements)) {
@@ -149,7 +149,7 @@ function parseTensorEntry(name: string, value: unknown, file: string): TensorInf
   const [begin, end] = offs as unknown[];
   for (const o of [begin, end]) {
     if (typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0) {
-      throw new CheckpointError('INVALID_OFFSET', file, `tensor "${name}" has invalid data_offsets ${JSON.stringify(offs)}`, 'the file is corrupt');
+      throw new CheckpointError('INVALID_OFFSET', file, `tensor "${name}" has invalid data_offsets entry ${describe(o)}`, 'the file is corrupt');
     }
   }
   return { name, dtype: dtype as KnownDType, shape: [...(shape as number[])], begin: begin as number, end: end as number };
@@ -166,4 +166,11 @@ export function readableDType(t: TensorInfo, file: string): DType {
 
 export function numElements(shape: readonly number[]): number {
   return shape.reduce((a, d) => a * d, 1);
+}
+
+/** A short description of a JSON value for messages (never serialises nested input: it may be hostile). */
+function describe(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  return Array.isArray(v) ? 'a list' : 'an object';
 }

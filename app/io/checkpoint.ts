@@ -124,7 +124,7 @@ export class Checkpoint {
     const dir = this.path;
     const idxPath = join(dir, indexName);
     const raw = await this.readJson(indexName);
-    const weightMap = (raw as { weight_map?: unknown }).weight_map;
+    const weightMap = typeof raw === 'object' && raw !== null ? (raw as { weight_map?: unknown }).weight_map : undefined;
     if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
       throw new CheckpointError('INVALID_INDEX', idxPath, 'has no "weight_map" object', 'the index is corrupt; download it again');
     }

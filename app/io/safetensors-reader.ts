@@ -3,7 +3,7 @@
  * is then fetched by a positioned read of exactly its bytes, so a 70B checkpoint can be listed, or
  * one tensor of it read, without touching the rest of the file.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { toFloat32 } from '../core/dtypes.js';
 import { CheckpointError } from '../core/errors.js';
 import {
@@ -32,6 +32,8 @@ export class SafetensorsFile {
   static async open(path: string): Promise<SafetensorsFile> {
     let fh: FileHandle;
     try {
+      // stat first: opening a FIFO or device for reading can block forever.
+      if (!(await stat(path)).isFile()) throw new CheckpointError('NOT_FOUND', path, 'is not a regular file', 'pass a .safetensors file or a model folder');
       fh = await open(path, 'r');
     } catch (e) {
       throw ioError(path, e);
@@ -40,9 +42,13 @@ export class SafetensorsFile {
       const st = await fh.stat();
       if (!st.isFile()) throw new CheckpointError('NOT_FOUND', path, 'is not a regular file', 'pass a .safetensors file or a model folder');
       const stats: ReadStats = { bytesRead: 0, maxAllocation: 0 };
-      const prefix = await readAt(fh, 0, Math.min(8, st.size), stats, st.size);
+      const prefix = await readAt(fh, 0, Math.min(8, st.size), stats, st.size).catch((e: unknown) => {
+        throw e instanceof RangeError ? new CheckpointError('INCOMPLETE_BUFFER', path, `${e.message}: the file changed while being opened`, 'run it again') : e;
+      });
       const n = parseHeaderLength(prefix, st.size, path);
-      const json = await readAt(fh, 8, n, stats, st.size);
+      const json = await readAt(fh, 8, n, stats, st.size).catch((e: unknown) => {
+        throw e instanceof RangeError ? new CheckpointError('INCOMPLETE_BUFFER', path, `${e.message}: the file changed while being opened`, 'run it again') : e;
+      });
       const header = parseHeader(json, st.size, path);
       const f = new SafetensorsFile(path, st.size, header, fh);
       Object.assign(f.stats, stats);
@@ -82,7 +88,12 @@ export class SafetensorsFile {
   /** Reads an absolute byte range of the file into a fresh buffer (used for coalesced reads). */
   async readRange(position: number, length: number): Promise<Uint8Array> {
     if (this.closed) throw new CheckpointError('NOT_FOUND', this.path, 'was already closed', 'this is a bug in the caller');
-    return readAt(this.fh, position, length, this.stats, this.size);
+    try {
+      return await readAt(this.fh, position, length, this.stats, this.size);
+    } catch (e) {
+      if (e instanceof RangeError) throw new CheckpointError('INCOMPLETE_BUFFER', this.path, `${e.message}: the file changed or was truncated while open`, 'do not modify checkpoints while a job reads them; run it again');
+      throw ioError(this.path, e);
+    }
   }
 
   /** The tensor converted to float32 (a copy the caller owns). */
