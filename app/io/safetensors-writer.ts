@@ -133,6 +133,24 @@ export class SafetensorsWriter {
     this.bytesWritten += bytes.byteLength;
   }
 
+  /**
+   * Where a planned tensor goes, for writers in other threads (each opens the file itself and writes
+   * its bytes at `offset`); they report back with `markWritten`.
+   */
+  slot(name: string): { file: string; offset: number; bytes: number } {
+    const slot = this.slots.get(name);
+    if (!slot) throw new CheckpointError('WRITE_FAILED', this.out.target, `tensor "${name}" is not in the output plan`, 'this is a bug in the recipe planner');
+    return { file: this.out.path(this.shards[slot.shard]!.file), offset: slot.offset, bytes: slot.bytes };
+  }
+
+  markWritten(name: string): void {
+    const slot = this.slots.get(name)!;
+    if (slot.written) throw new CheckpointError('WRITE_FAILED', this.out.target, `tensor "${name}" was written twice`, 'this is a bug in the recipe planner');
+    slot.written = true;
+    this.remaining--;
+    this.bytesWritten += slot.bytes;
+  }
+
   /** Checks every tensor was written, syncs and closes the shards, and writes the index. */
   async finish(): Promise<{ files: string[]; totalSize: number }> {
     if (this.finished) throw new Error('writer already finished');
