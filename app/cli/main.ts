@@ -15,6 +15,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import('./inspect.js')).inspectCommand,
   check: async () => (await import('./check.js')).checkCommand,
   merge: async () => (await import('./merge.js')).mergeCommand,
+  moe: async () => (await import('./moe.js')).moeCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
   export: async () => (await import('./export.js')).exportCommand,
 };
@@ -23,6 +24,7 @@ const SUMMARIES: Record<string, string> = {
   inspect: 'show what a model folder, adapter or .safetensors file is (reads headers only)',
   check: 'check that checkpoints can be merged or upcycled together (names, shapes, vocab, tokenizer)',
   merge: 'merge models with a mergekit YAML config (17 methods), streaming, atomic output',
+  moe: 'upcycle dense experts or adapters into a Mixtral / Qwen2-MoE (six router modes incl. seed calibration)',
   eval: 'evaluate a model (or model + adapter) locally: perplexity, multiple choice, exact match, routing',
   export: 'export a model as an ONNX folder (weights stay in its safetensors files)',
 };

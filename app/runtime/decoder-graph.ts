@@ -42,6 +42,11 @@ export interface DecoderGraphOptions {
   routing?: boolean;
   /** Rows of the RoPE cos/sin tables (the longest sequence the graph accepts). */
   maxPositions?: number;
+  /**
+   * MoE router weights as graph inputs `router.{i}` [E, H] instead of initializers: router
+   * calibration re-runs one session with new routers instead of rebuilding the graph per layer.
+   */
+  routerInputs?: boolean;
 }
 
 export const OPSET = 23;
@@ -118,6 +123,9 @@ export function buildDecoderGraph(
   // Inputs.
   g.input('input_ids', 'INT64', ['batch', 'seq']);
   g.input('position_ids', 'INT64', ['batch', 'seq']);
+  if (opts.routerInputs && cfg.moe) {
+    for (let i = 0; i < cfg.numLayers; i++) if (isSparseLayer(cfg, i)) g.input(`router.${i}`, 'FLOAT', [cfg.moe.numExperts, H]);
+  }
   if (opts.kvCache) {
     for (let i = 0; i < cfg.numLayers; i++) {
       g.input(`past_key_values.${i}.key`, 'FLOAT', ['batch', KV, 'past', D]);
@@ -210,7 +218,7 @@ export function buildDecoderGraph(
     const mixtral = cfg.family === 'mixtral';
     const p = mixtral ? `model.layers.${i}.block_sparse_moe` : `model.layers.${i}.mlp`;
     const logits = opts.routing ? `router_logits.${i}` : `${p}.router_logits`;
-    g.node('Gemm', [x, w(`${p}.gate.weight`)], [logits], { transB: 1 });
+    g.node('Gemm', [x, opts.routerInputs ? `router.${i}` : w(`${p}.gate.weight`)], [logits], { transB: 1 });
     const [probs] = g.node('Softmax', [logits], [`${p}.probs`], { axis: -1 });
     const [vals, idx] = g.node('TopK', [probs!, int64(`${p}.k`, [moe.topK])], [`${p}.topv`, `${p}.topi`], { axis: -1, largest: 1, sorted: 1 });
     let weights = vals!;

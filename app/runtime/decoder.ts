@@ -50,6 +50,9 @@ export class Decoder {
   }
 
   /** One forward pass over rectangular ids [B][S] starting at position `start` after `past`. */
+  /** Extra graph inputs fed on every call (e.g. `router.{i}` weights during calibration). */
+  extraFeeds: Record<string, HostTensor> = {};
+
   async forward(ids: number[][], start = 0, past?: Record<string, HostTensor>): Promise<ForwardResult> {
     const B = ids.length;
     const S = ids[0]!.length;
@@ -63,7 +66,7 @@ export class Decoder {
         pos[b * S + s] = BigInt(start + s);
       }
     }
-    const feeds: Record<string, HostTensor> = { input_ids: { dims: [B, S], data: inputIds }, position_ids: { dims: [B, S], data: pos } };
+    const feeds: Record<string, HostTensor> = { ...this.extraFeeds, input_ids: { dims: [B, S], data: inputIds }, position_ids: { dims: [B, S], data: pos } };
     const cfg = this.config;
     if (this.hasCache) {
       for (let i = 0; i < cfg.numLayers; i++) {
@@ -91,7 +94,7 @@ export class Decoder {
    * log p(seq[t] | seq[<t]) for t = 1…len-1 of each sequence (t = 0 is context only).
    * `onBatch` sees each batch's forward result and the real lengths (for routing statistics).
    */
-  async logprobs(seqs: number[][], opts: { maxBatchTokens?: number; signal?: AbortSignal; onBatch?: (r: ForwardResult, lengths: number[], width: number) => void } = {}): Promise<Float32Array[]> {
+  async logprobs(seqs: number[][], opts: { maxBatchTokens?: number; signal?: AbortSignal; onBatch?: (r: ForwardResult, lengths: number[], width: number, members: number[]) => void } = {}): Promise<Float32Array[]> {
     const order = seqs.map((s, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
     const result: Float32Array[] = new Array(seqs.length);
     const budget = opts.maxBatchTokens ?? Math.max(256, Math.floor(32_000_000 / this.vocab));
@@ -107,7 +110,7 @@ export class Decoder {
       const pad = this.config.bosTokenId ?? 0;
       const batch = members.map((m) => [...seqs[m]!, ...new Array<number>(W - seqs[m]!.length).fill(pad)]);
       const r = await this.forward(batch);
-      opts.onBatch?.(r, members.map((m) => seqs[m]!.length), W);
+      opts.onBatch?.(r, members.map((m) => seqs[m]!.length), W, members);
       const V = this.vocab;
       members.forEach((m, b) => {
         const s = seqs[m]!;

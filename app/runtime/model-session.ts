@@ -41,7 +41,7 @@ export async function loadModelSession(modelDir: string, opts: LoadOptions = {})
       const s = await stat(f.path);
       return { path: f.path, size: s.size, mtime: s.mtimeMs, ino: s.ino };
     }));
-    const graphOpts: DecoderGraphOptions = { kvCache: !!opts.kvCache, hiddenStates: !!opts.hiddenStates, routing: !!opts.routing, maxPositions: opts.maxPositions };
+    const graphOpts: DecoderGraphOptions = { kvCache: !!opts.kvCache, hiddenStates: !!opts.hiddenStates, routing: !!opts.routing, maxPositions: opts.maxPositions, routerInputs: !!opts.routerInputs };
     const key = createHash('sha256').update(JSON.stringify({ GRAPH_VERSION, graphOpts, ident })).digest('hex').slice(0, 24);
     const dir = cacheDir('onnx', key);
     const modelPath = join(dir, 'model.onnx');
