@@ -18,6 +18,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   moe: async () => (await import('./moe.js')).moeCommand,
   eval: async () => (await import('./eval.js')).evalCommand,
   export: async () => (await import('./export.js')).exportCommand,
+  run: async () => (await import('./run.js')).runCommand,
+  demo: async () => (await import('./run.js')).demoCommand,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -27,6 +29,8 @@ const SUMMARIES: Record<string, string> = {
   moe: 'upcycle dense experts or adapters into a Mixtral / Qwen2-MoE (six router modes incl. seed calibration)',
   eval: 'evaluate a model (or model + adapter) locally: perplexity, multiple choice, exact match, routing',
   export: 'export a model as an ONNX folder (weights stay in its safetensors files)',
+  run: 'run a pipeline file headless (whole graph or one node), recorded in the run history',
+  demo: 'run the bundled offline demo: MoE of four specialists vs base, specialists and TIES',
 };
 
 export function helpText(): string {
