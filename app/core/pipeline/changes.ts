@@ -5,12 +5,12 @@
 import type { PipelineDoc, PipelineEdge, PipelineNode } from './document.js';
 
 export type Change =
-  | { type: 'addNode'; node: PipelineNode }
+  | { type: 'addNode'; node: PipelineNode; index?: number }
   | { type: 'removeNode'; id: string }
   | { type: 'moveNode'; id: string; position: { x: number; y: number } }
   | { type: 'setParam'; id: string; key: string; value: unknown }
   | { type: 'setLabel'; id: string; label: string | undefined }
-  | { type: 'connect'; edge: PipelineEdge }
+  | { type: 'connect'; edge: PipelineEdge; index?: number }
   | { type: 'disconnect'; id: string }
   | { type: 'rename'; name: string }
   | { type: 'batch'; changes: Change[] };
@@ -24,15 +24,15 @@ export function applyChange(doc: PipelineDoc, c: Change): Applied {
   switch (c.type) {
     case 'addNode':
       if (doc.nodes.some((n) => n.id === c.node.id)) throw new Error(`node ${c.node.id} already exists`);
-      return { doc: { ...doc, nodes: [...doc.nodes, c.node] }, inverse: { type: 'removeNode', id: c.node.id } };
+      return { doc: { ...doc, nodes: insertAt(doc.nodes, c.node, c.index) }, inverse: { type: 'removeNode', id: c.node.id } };
     case 'removeNode': {
       const node = doc.nodes.find((n) => n.id === c.id);
       if (!node) throw new Error(`no node ${c.id}`);
-      const edges = doc.edges.filter((e) => e.source === c.id || e.target === c.id);
-      // Removing a node removes its edges; the inverse restores both.
+      const edges = doc.edges.map((e, index) => ({ edge: e, index })).filter(({ edge: e }) => e.source === c.id || e.target === c.id);
+      // Removing a node removes its edges; the inverse restores both at their places.
       return {
-        doc: { ...doc, nodes: doc.nodes.filter((n) => n.id !== c.id), edges: doc.edges.filter((e) => !edges.includes(e)) },
-        inverse: { type: 'batch', changes: [{ type: 'addNode', node }, ...edges.map((edge) => ({ type: 'connect' as const, edge }))] },
+        doc: { ...doc, nodes: doc.nodes.filter((n) => n.id !== c.id), edges: doc.edges.filter((e) => !edges.some((x) => x.edge === e)) },
+        inverse: { type: 'batch', changes: [{ type: 'addNode', node, index: doc.nodes.indexOf(node) }, ...edges.map(({ edge, index }) => ({ type: 'connect' as const, edge, index }))] },
       };
     }
     case 'moveNode': {
@@ -54,11 +54,11 @@ export function applyChange(doc: PipelineDoc, c: Change): Applied {
     }
     case 'connect':
       if (doc.edges.some((e) => e.id === c.edge.id)) throw new Error(`edge ${c.edge.id} already exists`);
-      return { doc: { ...doc, edges: [...doc.edges, c.edge] }, inverse: { type: 'disconnect', id: c.edge.id } };
+      return { doc: { ...doc, edges: insertAt(doc.edges, c.edge, c.index) }, inverse: { type: 'disconnect', id: c.edge.id } };
     case 'disconnect': {
       const edge = doc.edges.find((e) => e.id === c.id);
       if (!edge) throw new Error(`no edge ${c.id}`);
-      return { doc: { ...doc, edges: doc.edges.filter((e) => e.id !== c.id) }, inverse: { type: 'connect', edge } };
+      return { doc: { ...doc, edges: doc.edges.filter((e) => e.id !== c.id) }, inverse: { type: 'connect', edge, index: doc.edges.indexOf(edge) } };
     }
     case 'rename':
       return { doc: { ...doc, name: c.name }, inverse: { type: 'rename', name: doc.name } };
@@ -73,6 +73,11 @@ export function applyChange(doc: PipelineDoc, c: Change): Applied {
       return { doc: d, inverse: { type: 'batch', changes: inverses } };
     }
   }
+}
+
+function insertAt<T>(xs: T[], x: T, index: number | undefined): T[] {
+  if (index === undefined || index >= xs.length) return [...xs, x];
+  return [...xs.slice(0, index), x, ...xs.slice(index)];
 }
 
 function find(doc: PipelineDoc, id: string): PipelineNode {
