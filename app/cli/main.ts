@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./export.js')).exportCommand,
   run: async () => (await import('./run.js')).runCommand,
   demo: async () => (await import('./run.js')).demoCommand,
+  serve: async () => (await import('./serve.js')).serveCommand,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -31,6 +32,7 @@ const SUMMARIES: Record<string, string> = {
   export: 'export a model as an ONNX folder (weights stay in its safetensors files)',
   run: 'run a pipeline file headless (whole graph or one node), recorded in the run history',
   demo: 'run the bundled offline demo: MoE of four specialists vs base, specialists and TIES',
+  serve: 'serve the workbench in a browser (local server, token-protected)',
 };
 
 export function helpText(): string {

@@ -18,4 +18,18 @@ export const JOBS: Record<string, () => Promise<JobFn>> = {
       return evaluateModel(a.model, a.tasks, { ...(a.options ?? {}), signal: ctx.signal, onProgress: ctx.progress });
     };
   },
+  /** A pipeline run; its RunEvents are the progress messages. The worker has its own SQLite connection (WAL). */
+  pipeline: async () => {
+    const { runPipeline } = await import('../pipeline/runner.js');
+    const { HistoryStore } = await import('../store/history.js');
+    return async (args, ctx) => {
+      const a = args as { doc: import('../core/pipeline/document.js').PipelineDoc; nodeId?: string; db: string };
+      const store = new HistoryStore(a.db);
+      try {
+        return await runPipeline(a.doc, { store, nodeId: a.nodeId, signal: ctx.signal, onEvent: ctx.progress });
+      } finally {
+        store.close();
+      }
+    };
+  },
 };
