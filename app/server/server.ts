@@ -68,6 +68,13 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
         try {
           body = await readBody(req);
         } catch (e) {
+          // Drain (bounded) what the client is still sending so it reads our answer instead of a reset.
+          let drained = 0;
+          req.on('data', (c: Buffer) => {
+            drained += c.length;
+            if (drained > 4 * MAX_REQUEST_BYTES) req.destroy();
+          });
+          req.resume();
           return send(res, (e as { status?: number }).status ?? 400, { ok: false, error: { message: (e as Error).message } });
         }
         const r = await opts.service.call(m[1]!, body);
@@ -136,11 +143,20 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   if (declared > MAX_REQUEST_BYTES) throw Object.assign(new Error(`request body over ${MAX_REQUEST_BYTES} bytes`), { status: 413 });
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_REQUEST_BYTES) throw Object.assign(new Error(`request body over ${MAX_REQUEST_BYTES} bytes`), { status: 413 });
-    chunks.push(c as Buffer);
-  }
+  await new Promise<void>((resolve, reject) => {
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_REQUEST_BYTES) {
+        req.off('data', onData);
+        reject(Object.assign(new Error(`request body over ${MAX_REQUEST_BYTES} bytes`), { status: 413 }));
+        return;
+      }
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve());
+    req.once('error', reject);
+  });
   if (size === 0) return {};
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
