@@ -1,0 +1,230 @@
+/**
+ * Evolutionary merge search (Sakana AI, arXiv 2403.13187; mergekit-evolve): CMA-ES over merge
+ * parameters — per model and per layer group, a weight and (for TIES/DARE) a density — with a smooth
+ * fitness measured locally: the mean log-likelihood of each seed answer given its prompt (exact match
+ * of plain merges is often 0 everywhere, which gives the search nothing to climb). Runs on this
+ * machine with our own merge engine and runtime: no GPU cluster, no Ray.
+ *
+ * Genome → recipe (as mergekit-evolve decodes it): weight = |x|, density = clamp(|x|, 0.01, 1); a
+ * model's per-group values become a mergekit gradient list across the layers. The search starts at
+ * the method's default recipe (weights equal, density 0.5), which is evaluated first, so the result is
+ * never worse than the default on the fitness data.
+ */
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { isAbsolute, join, resolve } from 'node:path';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { CmaEs } from '../core/cmaes.js';
+import { withCheckpoint } from '../io/checkpoint.js';
+import { OutputFolder } from '../io/output-folder.js';
+import { loadTask } from '../eval/tasks.js';
+import { parseMergeConfig } from '../merge/config.js';
+import { runMerge } from '../merge/execute.js';
+import { Decoder } from '../runtime/decoder.js';
+import { loadModelSession } from '../runtime/model-session.js';
+import { TextTokenizer } from '../runtime/tokenizer.js';
+
+export interface EvolveRecipe {
+  base: string;
+  models: string[];
+  method: 'ties' | 'dare_ties' | 'task_arithmetic' | 'linear';
+  layerGroups: number;
+  fitness: string[];
+  budget: number;
+  popsize?: number;
+  sigma: number;
+  seed: number;
+  dtype: string;
+  limit?: number;
+}
+
+export interface GenerationLog {
+  generation: number;
+  evaluations: number;
+  best: number;
+  mean: number;
+  sigma: number;
+  bestSoFar: number;
+}
+
+export interface EvolveResult {
+  out: string;
+  bestFitness: number;
+  defaultFitness: number;
+  bestConfig: Record<string, unknown>;
+  generations: GenerationLog[];
+  evaluations: number;
+  seconds: number;
+}
+
+export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
+  const y = parseYaml(text) as Record<string, unknown>;
+  const dir = resolve(yamlPath, '..');
+  const bad = (m: string): never => {
+    throw new Error(`${yamlPath}: ${m}`);
+  };
+  if (typeof y !== 'object' || y === null) bad('the config must be a mapping');
+  const known = new Set(['base_model', 'models', 'merge_method', 'layer_groups', 'fitness', 'budget', 'popsize', 'sigma', 'random_seed', 'dtype', 'limit']);
+  for (const k of Object.keys(y)) if (!known.has(k)) bad(`unknown key "${k}" (supported: ${[...known].join(', ')})`);
+  const abs = (p: unknown, what: string) => (typeof p === 'string' && p ? (isAbsolute(p) ? p : join(dir, p)) : bad(`${what} must be a path`));
+  const method = (y['merge_method'] ?? 'ties') as string;
+  if (!['ties', 'dare_ties', 'task_arithmetic', 'linear'].includes(method)) bad(`merge_method "${method}" cannot be evolved (ties, dare_ties, task_arithmetic, linear can)`);
+  if (!Array.isArray(y['models']) || y['models'].length < 2) bad('models must list at least two models');
+  if (!Array.isArray(y['fitness']) || y['fitness'].length === 0) bad('fitness must list JSONL files ({text} lines "<prompt> =<answer>" or {prompt, answer})');
+  const int = (v: unknown, d: number, what: string, min = 1) => {
+    const n = v ?? d;
+    if (!Number.isInteger(n) || (n as number) < min) bad(`${what} must be an integer ≥ ${min}`);
+    return n as number;
+  };
+  return {
+    base: abs(y['base_model'], 'base_model'),
+    models: (y['models'] as unknown[]).map((m, i) => abs(typeof m === 'object' && m !== null ? (m as { model?: unknown }).model : m, `models[${i}]`)),
+    method: method as EvolveRecipe['method'],
+    layerGroups: int(y['layer_groups'], 2, 'layer_groups'),
+    fitness: (y['fitness'] as unknown[]).map((f, i) => abs(f, `fitness[${i}]`)),
+    budget: int(y['budget'], 60, 'budget', 2),
+    popsize: y['popsize'] === undefined ? undefined : int(y['popsize'], 8, 'popsize', 2),
+    sigma: typeof y['sigma'] === 'number' && y['sigma'] > 0 ? y['sigma'] : 1 / 6,
+    seed: int(y['random_seed'], 0, 'random_seed', 0),
+    dtype: typeof y['dtype'] === 'string' ? y['dtype'] : 'float32',
+    limit: y['limit'] === undefined ? undefined : int(y['limit'], 0, 'limit'),
+  };
+}
+
+const usesDensity = (m: string) => m === 'ties' || m === 'dare_ties';
+
+/** mergekit config for a genome. */
+export function decodeGenome(r: EvolveRecipe, x: number[]): Record<string, unknown> {
+  const G = r.layerGroups;
+  const per = usesDensity(r.method) ? 2 : 1;
+  const list = (vals: number[]) => (vals.length === 1 ? vals[0] : vals.map((v) => Math.round(v * 1e6) / 1e6));
+  return {
+    merge_method: r.method,
+    ...(r.method === 'linear' ? {} : { base_model: r.base }),
+    models: r.models.map((m, i) => {
+      const w: number[] = [];
+      const d: number[] = [];
+      for (let g = 0; g < G; g++) {
+        const o = (i * G + g) * per;
+        w.push(Math.abs(x[o]!));
+        if (per === 2) d.push(Math.min(1, Math.max(0.01, Math.abs(x[o + 1]!))));
+      }
+      return { model: m, parameters: { weight: list(w), ...(per === 2 ? { density: list(d) } : {}) } };
+    }),
+    ...(r.method === 'ties' || r.method === 'dare_ties' ? { parameters: { normalize: true } } : {}),
+    dtype: r.dtype,
+  };
+}
+
+/** Mergekit's defaults as a genome: every weight 1 (TIES normalises) or 1/n (linear, task arithmetic), density 0.5. */
+export function defaultGenome(r: EvolveRecipe): number[] {
+  const per = usesDensity(r.method) ? 2 : 1;
+  const w = r.method === 'ties' || r.method === 'dare_ties' ? 1 : 1 / r.models.length;
+  const x: number[] = [];
+  for (let i = 0; i < r.models.length * r.layerGroups; i++) {
+    x.push(w);
+    if (per === 2) x.push(0.5);
+  }
+  return x;
+}
+
+/** Items of the fitness files as (prompt, answer) pairs: `{prompt, answer}`, or `{text}` split at its last " =". */
+export async function fitnessItems(files: string[], limit?: number): Promise<{ prompt: string; answer: string }[]> {
+  const out: { prompt: string; answer: string }[] = [];
+  for (const f of files) {
+    const t = await loadTask(f, limit);
+    for (const it of t.items) {
+      if ('prompt' in it) out.push({ prompt: it.prompt, answer: it.answer });
+      else if ('text' in it) {
+        const at = it.text.lastIndexOf(' =');
+        if (at < 0) throw new Error(`${f}: the line "${it.text.slice(0, 40)}" has no " =" to split prompt and answer at`);
+        out.push({ prompt: it.text.slice(0, at + 2), answer: it.text.slice(at + 2) });
+      }
+    }
+  }
+  return out;
+}
+
+/** Mean over items of the mean log-probability of the answer's tokens given the prompt. */
+export async function answerLogLikelihood(modelDir: string, items: { prompt: string; answer: string }[], signal?: AbortSignal): Promise<number> {
+  const loaded = await loadModelSession(modelDir);
+  try {
+    const tok = TextTokenizer.load(modelDir, loaded.config.eosTokenId);
+    const seqs: number[][] = [];
+    const lens: number[] = [];
+    for (const it of items) {
+      const p = await tok.encode(it.prompt, true);
+      const a = await tok.encode(it.answer, false);
+      seqs.push([...p, ...a]);
+      lens.push(a.length);
+    }
+    const lps = await new Decoder(loaded).logprobs(seqs, { signal });
+    let total = 0;
+    lps.forEach((lp, i) => {
+      let s = 0;
+      for (let t = lp.length - lens[i]!; t < lp.length; t++) s += lp[t]!;
+      total += s / Math.max(1, lens[i]!);
+    });
+    return total / items.length;
+  } finally {
+    await loaded.session.release();
+    await rm(loaded.dir, { recursive: true, force: true }); // candidate graphs are one-off: drop their hard links
+  }
+}
+
+export async function evolveMerge(r: EvolveRecipe, outDir: string, opts: { signal?: AbortSignal; onGeneration?: (g: GenerationLog) => void; onEvaluation?: (n: number, fitness: number) => void; overwrite?: boolean } = {}): Promise<EvolveResult> {
+  const t0 = performance.now();
+  const layers = await withCheckpoint(r.base, async (ck) => ck.config?.numLayers ?? 0);
+  if (layers % r.layerGroups !== 0 && r.layerGroups !== 1) throw new Error(`layer_groups ${r.layerGroups} does not divide the ${layers} layers`);
+  const items = await fitnessItems(r.fitness, r.limit);
+  const out = await OutputFolder.create(outDir, { overwrite: opts.overwrite });
+  const scratch = join(out.tmp, 'candidates');
+  await mkdir(scratch, { recursive: true });
+  try {
+    let evaluations = 0;
+    const evaluate = async (x: number[]): Promise<number> => {
+      opts.signal?.throwIfAborted();
+      const dir = join(scratch, `c${evaluations}`);
+      await runMerge(parseMergeConfig(decodeGenome(r, x), '/'), dir, { seed: r.seed, workers: 1, signal: opts.signal });
+      try {
+        const f = await answerLogLikelihood(dir, items, opts.signal);
+        evaluations++;
+        opts.onEvaluation?.(evaluations, f);
+        return f;
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+    const x0 = defaultGenome(r);
+    const defaultFitness = await evaluate(x0);
+    let best = { x: x0, f: defaultFitness };
+    const es = new CmaEs(x0, { sigma0: r.sigma, popsize: r.popsize, seed: r.seed });
+    const generations: GenerationLog[] = [];
+    while (evaluations + es.lambda <= r.budget) {
+      const xs = es.ask();
+      const fs: number[] = [];
+      for (const x of xs) {
+        const f = await evaluate(x);
+        fs.push(f);
+        if (f > best.f) best = { x, f };
+      }
+      es.tell(fs.map((f) => -f));
+      const g: GenerationLog = { generation: es.generation, evaluations, best: Math.max(...fs), mean: fs.reduce((a, b) => a + b, 0) / fs.length, sigma: es.sigma, bestSoFar: best.f };
+      generations.push(g);
+      opts.onGeneration?.(g);
+    }
+    await rm(scratch, { recursive: true, force: true });
+    const bestConfig = decodeGenome(r, best.x);
+    await runMerge(parseMergeConfig(bestConfig, '/'), out.path('model'), { seed: r.seed, signal: opts.signal });
+    await out.writeFile('best_recipe.yml', toYaml(bestConfig));
+    await out.writeFile('evolution_log.json', JSON.stringify({ recipe: r, default_fitness: defaultFitness, best_fitness: best.f, best_genome: best.x, generations }, null, 2) + '\n');
+    const target = await out.commit();
+    return { out: target, bestFitness: best.f, defaultFitness, bestConfig, generations, evaluations, seconds: (performance.now() - t0) / 1000 };
+  } catch (e) {
+    await out.abort();
+    throw e;
+  }
+}
+
+export async function readEvolveYaml(path: string): Promise<EvolveRecipe> {
+  return parseEvolveYaml(await readFile(path, 'utf8'), path);
+}

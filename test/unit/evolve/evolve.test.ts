@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CmaEs, jacobiEigen } from '../../../app/core/cmaes.js';
+import { decodeGenome, defaultGenome, evolveMerge, fitnessItems, parseEvolveYaml } from '../../../app/evolve/evolve.js';
+import { DEMO, model, tempDir } from '../../helpers/paths.js';
+
+test('CMA-ES minimises a shifted ellipsoid and is deterministic for a seed', () => {
+  const f = (x: number[]) => x.reduce((a, v, i) => a + (i + 1) * (v - 0.3) ** 2, 0);
+  const run = (seed: number) => {
+    const es = new CmaEs([1, 1, 1, 1, 1], { sigma0: 0.5, seed });
+    for (let g = 0; g < 150; g++) {
+      const xs = es.ask();
+      es.tell(xs.map(f));
+    }
+    return es.mean;
+  };
+  const m = run(3);
+  assert.ok(f(m) < 1e-10, `f(mean) = ${f(m)}`);
+  assert.deepEqual(run(3), m);
+  const { values, vectors } = jacobiEigen([[2, 1], [1, 2]]);
+  assert.deepEqual(values.map((v) => Math.round(v * 1e9) / 1e9).sort(), [1, 3]);
+  assert.ok(Math.abs(Math.abs(vectors[0]![0]!) - Math.SQRT1_2) < 1e-9);
+});
+
+test('genomes decode to mergekit recipes with per-layer-group gradients; fitness items split at " ="', async () => {
+  const r = parseEvolveYaml(`base_model: b\nmodels: [x, y]\nmerge_method: ties\nlayer_groups: 2\nfitness: [f.jsonl]\n`, '/w/evo.yml');
+  const x = defaultGenome(r);
+  assert.equal(x.length, 2 * 2 * 2);
+  x[1] = -0.2; // density → |x|
+  x[2] = 0.7; // weight of model 0, group 1
+  const c = decodeGenome(r, x) as { models: { model: string; parameters: { weight: number[]; density: number[] } }[]; base_model: string };
+  assert.equal(c.base_model, '/w/b');
+  assert.deepEqual(c.models[0]!.parameters, { weight: [1, 0.7], density: [0.2, 0.5] });
+  assert.throws(() => parseEvolveYaml('models: [a, b]\nfitness: [f]\nmerge_method: slerp\nbase_model: b', '/w/e.yml'), /cannot be evolved/);
+  const items = await fitnessItems([join(DEMO, 'eval', 'add.seed.jsonl')], 3);
+  assert.equal(items.length, 3);
+  assert.match(items[0]!.prompt, /^add \d+ \d+ =$/);
+  assert.match(items[0]!.answer, /^ \d+$/);
+});
+
+test('evolving TIES of the ffn-* specialists improves the fitness over the default recipe, deterministically', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const yaml = `base_model: ${model('base')}\nmodels: [${['add', 'upper', 'rev', 'sort'].map((s) => model(`ffn-${s}`)).join(', ')}]\nmerge_method: ties\nlayer_groups: 1\nfitness: [${['add', 'upper', 'rev', 'sort'].map((s) => join(DEMO, 'eval', `${s}.seed.jsonl`)).join(', ')}]\nbudget: 13\npopsize: 6\nlimit: 6\nrandom_seed: 5\n`;
+    const r = parseEvolveYaml(yaml, join(dir, 'evo.yml'));
+    const gens: number[] = [];
+    const a = await evolveMerge(r, join(dir, 'a'), { onGeneration: (g) => gens.push(g.bestSoFar) });
+    assert.equal(a.generations.length, 2);
+    assert.ok(a.bestFitness >= a.defaultFitness);
+    assert.ok(gens[1]! >= gens[0]!);
+    assert.deepEqual(readdirSync(join(dir, 'a')).sort(), ['best_recipe.yml', 'evolution_log.json', 'model']);
+    const log = JSON.parse(readFileSync(join(dir, 'a', 'evolution_log.json'), 'utf8'));
+    assert.equal(log.generations.length, 2);
+    const b = await evolveMerge(r, join(dir, 'b'));
+    assert.equal(b.bestFitness, a.bestFitness);
+    assert.deepEqual(b.bestConfig, a.bestConfig);
+  } finally {
+    cleanup();
+  }
+});
