@@ -20,6 +20,10 @@ export const moeCommand: Command = {
     } catch (e) {
       throw new Error(`${configPath}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
+    // `routing: sequence` is MoIN's sequence-level routing: one expert per query, its own command.
+    const { parse } = await import('yaml');
+    const doc = parse(text) as { routing?: unknown } | null;
+    if (doc && doc.routing === 'sequence') return (await import('./moin.js')).moinCommand.run(['build', ...args]);
     const recipe = parseMoeYaml(text, configPath);
     const ac = new AbortController();
     const onSigint = () => ac.abort(new Error('cancelled by the user'));

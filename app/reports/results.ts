@@ -12,6 +12,9 @@ import { parseMergeConfig } from '../merge/config.js';
 import { runMerge } from '../merge/execute.js';
 import { buildMoe } from '../moe/assemble.js';
 import { parseMoeConfig, type GateMode } from '../moe/config.js';
+import { runMoinResults } from '../moin/results.js';
+import { answerLogLikelihood, evolveMerge, fitnessItems, parseEvolveYaml } from '../evolve/evolve.js';
+import { stringify as toYaml } from 'yaml';
 
 const SKILLS = ['add', 'upper', 'rev', 'sort'] as const;
 
@@ -38,12 +41,13 @@ const PROMPTS: Record<string, string[]> = {
   sort: ['sort 3 1 2 =', 'sort 9 4 7 =', 'sort 5 8 1 6 ='],
 };
 
-export async function runResults(opts: ResultsOptions): Promise<Row[]> {
+export async function runResults(opts: ResultsOptions): Promise<{ rows: Row[]; sections: string[] }> {
   const { demo } = opts;
   const log = opts.log ?? (() => undefined);
   const tmp = await mkdtemp(join(tmpdir(), 'upcycle-results-'));
   const gen = SKILLS.map((s) => join(demo, 'eval', `${s}.gen.jsonl`));
   const rows: Row[] = [];
+  const sections: string[] = [];
   const want = (name: string) => !opts.only || opts.only.some((o) => name.includes(o));
   const score = async (group: string, name: string, dir: string, adapter?: string, note?: string) => {
     const r = await evaluateModel(dir, gen, { adapter });
@@ -89,13 +93,39 @@ export async function runResults(opts: ResultsOptions): Promise<Row[]> {
         }
       }
     }
+    if (want('evolved')) {
+      // Evolution: CMA-ES over TIES parameters of the ffn-* specialists, fitness from the seed sets,
+      // judged on the held-out eval sets beside default TIES and linear.
+      const fitness = SKILLS.map((s) => join(demo, 'eval', `${s}.seed.jsonl`));
+      const recipe = parseEvolveYaml(toYaml({ base_model: join(demo, 'models', 'base'), models: SKILLS.map((s) => join(demo, 'models', `ffn-${s}`)), merge_method: 'ties', layer_groups: 2, fitness, budget: 40, random_seed: 1 }), join(tmp, 'evolve.yml'));
+      const evo = await evolveMerge(recipe, join(tmp, 'evolved'));
+      const heldOut = await fitnessItems(gen);
+      const compare: [string, string][] = [['linear(ffn-*)', 'linear'], ['ties(ffn-*) default', 'ties'], ['ties(ffn-*) evolved', 'evolved']];
+      for (const [name, kind] of compare) {
+        let dir = join(tmp, 'evolved', 'model');
+        if (kind !== 'evolved') {
+          dir = join(tmp, `evo-${kind}`);
+          const doc = kind === 'linear'
+            ? { merge_method: 'linear', models: SKILLS.map((s) => ({ model: `ffn-${s}`, parameters: { weight: 1 } })) }
+            : { merge_method: 'ties', base_model: 'base', models: SKILLS.map((s) => ({ model: `ffn-${s}`, parameters: { weight: 1, density: 0.5 } })), parameters: { normalize: true } };
+          await runMerge(parseMergeConfig(doc, join(demo, 'models')), dir);
+        }
+        const ll = await answerLogLikelihood(dir, heldOut);
+        await score('evolutionary merge search (CMA-ES, 40 evaluations)', name, dir, undefined, `held-out answer log-likelihood ${ll.toFixed(3)}${kind === 'evolved' ? ` (seed fitness ${evo.defaultFitness.toFixed(3)} → ${evo.bestFitness.toFixed(3)})` : ''}`);
+      }
+    }
+    if (want('MoIN')) {
+      const moin = await runMoinResults({ demo, log });
+      rows.push(...moin.rows);
+      sections.push(moin.markdown);
+    }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
-  return rows;
+  return { rows, sections };
 }
 
-export function resultsMarkdown(rows: Row[], seconds: number): string {
+export function resultsMarkdown(rows: Row[], seconds: number, sections: string[] = []): string {
   const groups = [...new Set(rows.map((r) => r.group))];
   const table = (rs: Row[]) => [
     `| model | ${SKILLS.join(' | ')} | mean | notes |`,
@@ -111,6 +141,8 @@ checkpoints with default settings; MoE routers use each skill's 32-line seed set
 or three short prompts per skill (\`hidden\`, \`cheap_embed\`, \`hidden_router_input\`).
 
 ${groups.map((g) => `## ${g}\n\n${table(rows.filter((r) => r.group === g))}`).join('\n\n')}
+
+${sections.join('\n\n')}
 
 ## Reading the table
 
@@ -147,10 +179,10 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const only = args.filter((a) => !a.startsWith('--'));
   const t0 = performance.now();
-  const rows = await runResults({ demo: join(root, 'resources', 'demo'), out: join(root, 'docs', 'RESULTS.md'), log: (s) => console.log(s), only: only.length ? only : undefined });
+  const { rows, sections } = await runResults({ demo: join(root, 'resources', 'demo'), out: join(root, 'docs', 'RESULTS.md'), log: (s) => console.log(s), only: only.length ? only : undefined });
   const seconds = (performance.now() - t0) / 1000;
   if (only.length === 0) {
-    await writeFile(join(root, 'docs', 'RESULTS.md'), resultsMarkdown(rows, seconds));
+    await writeFile(join(root, 'docs', 'RESULTS.md'), resultsMarkdown(rows, seconds, sections));
     console.log(`wrote docs/RESULTS.md (${rows.length} rows, ${seconds.toFixed(0)} s)`);
   }
 }
