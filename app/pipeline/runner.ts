@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { cp, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { missingInputs, NODE_TYPES, paramDefaults } from '../core/pipeline/node-types.js';
 import { topoOrder, upstream, type PipelineDoc, type PipelineNode } from '../core/pipeline/document.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
@@ -219,6 +219,59 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
       for (const n of r.notices) ctx.log('warn', n);
       r.routingAccuracy?.forEach((a, l) => ctx.series('routing_accuracy', l, a));
       return { artefact: r.out, kind: 'model', metrics: { architecture: r.architecture.arch, experts: r.numExperts, top_k: r.topK, routing_accuracy: r.routingAccuracy, seed_agreement: r.seedAgreement } };
+    }
+    case 'sequence_router': {
+      const { parseMoinConfig } = await import('../moin/config.js');
+      const { buildMoin } = await import('../moin/build.js');
+      const { evaluateMoin } = await import('../moin/evaluate.js');
+      const { taskName } = await import('../eval/tasks.js');
+      const experts = inputOf('experts');
+      const seeds = inputOf('seed').map((x) => x.result.artefact!);
+      if (seeds.length !== experts.length) throw new Error(`connect one seed dataset per expert, in the experts' order (${experts.length} experts, ${seeds.length} seed sets)`);
+      const names = experts.map((x) => x.node.label ?? basename(x.result.artefact!));
+      const recipe = parseMoinConfig({
+        base_model: inputOf('base')[0]!.result.artefact!,
+        routing: 'sequence',
+        query_delimiter: p['query_delimiter'] || null,
+        experts: experts.map((x, i) => ({ name: names[i], ...(x.result.kind === 'adapter' ? { source_adapter: x.result.artefact } : { source_model: x.result.artefact }), seed_data: seeds[i] })),
+      }, '/');
+      await rm(out, { recursive: true, force: true });
+      const built = await buildMoin(recipe, out, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.phase, 0, e.detail) });
+      for (const n of built.notices) ctx.log('warn', n);
+      const tasks = inputOf('tasks').map((x) => x.result.artefact!);
+      if (tasks.length === 0) return { artefact: built.out, kind: 'report', metrics: { seed_routing_accuracy: built.seedRoutingAccuracy } };
+      // A task belongs to the expert whose seed file shares its skill prefix (add.gen ↔ add.seed), when there is one.
+      const gold: Record<string, string> = {};
+      for (const t of tasks) {
+        const skill = taskName(t).split('.')[0]!;
+        const i = seeds.findIndex((s) => taskName(s).split('.')[0] === skill);
+        if (i >= 0) gold[taskName(t)] = names[i]!;
+      }
+      const limit = Number(p['limit'] ?? 0) || undefined;
+      const r = await evaluateMoin(built.out, tasks, { gold, limit, signal: ctx.signal });
+      return { artefact: built.out, kind: 'report', metrics: { tasks: r.tasks, routing_accuracy: r.routing.accuracy, seed_routing_accuracy: built.seedRoutingAccuracy } };
+    }
+    case 'evolve': {
+      const { evolveMerge } = await import('../evolve/evolve.js');
+      const limit = Number(p['limit'] ?? 0) || undefined;
+      await rm(out, { recursive: true, force: true });
+      const r = await evolveMerge({
+        base: inputOf('base')[0]!.result.artefact!,
+        models: inputOf('models').map((x) => x.result.artefact!),
+        method: p['method'] as 'ties',
+        layerGroups: Number(p['layer_groups'] ?? 2),
+        fitness: inputOf('fitness').map((x) => x.result.artefact!),
+        budget: Number(p['budget'] ?? 40),
+        sigma: 1 / 6,
+        seed: Number(p['seed'] ?? 0),
+        dtype: 'float32',
+        limit,
+      }, out, {
+        signal: ctx.signal,
+        onEvaluation: (n) => ctx.progress('evolving', Math.min(1, n / Number(p['budget'] ?? 40)), `${n} evaluations`),
+        onGeneration: (g) => ctx.series('fitness', g.generation, { best: g.best, mean: g.mean, best_so_far: g.bestSoFar, sigma: g.sigma }),
+      });
+      return { artefact: join(r.out, 'model'), kind: 'model', metrics: { best_fitness: r.bestFitness, default_fitness: r.defaultFitness, evaluations: r.evaluations } };
     }
     case 'evaluate': {
       const model = inputOf('model')[0]!.result.artefact!;

@@ -86,6 +86,32 @@ export const NODE_TYPES: Record<string, NodeTypeDef> = {
       { key: 'seed', label: 'Random seed', kind: 'integer', default: 0 },
     ],
   },
+  sequence_router: {
+    type: 'sequence_router', label: 'Sequence router', category: 'build', description: 'MoIN: each query routed whole to one expert (adapter or model) by the nearest centroid of its seed data; evaluated on the tasks.',
+    inputs: [
+      { name: 'base', label: 'base', types: ['model'] },
+      { name: 'experts', label: 'experts', types: ['adapter', 'model'], multiple: true },
+      { name: 'seed', label: 'seed data (per expert, in order)', types: ['dataset'], multiple: true },
+      { name: 'tasks', label: 'evaluate on', types: ['dataset'], multiple: true, optional: true },
+    ],
+    outputs: [{ name: 'router', label: 'router', types: ['report'] }],
+    params: [
+      { key: 'query_delimiter', label: 'Query ends at', kind: 'text', default: '=', help: 'seed lines are cut after this, so centroids embed what queries look like (empty: embed whole lines)' },
+      { key: 'limit', label: 'Items per task (0 = all)', kind: 'integer', default: 0 },
+    ],
+  },
+  evolve: {
+    type: 'evolve', label: 'Evolve', category: 'build', description: 'CMA-ES over merge weights and densities per layer group, fitness = mean log-likelihood of seed answers.',
+    inputs: [{ name: 'base', label: 'base', types: ['model'] }, { name: 'models', label: 'models', types: ['model'], multiple: true }, { name: 'fitness', label: 'fitness data', types: ['dataset'], multiple: true }],
+    outputs: [{ name: 'model', label: 'best model', types: ['model'] }],
+    params: [
+      { key: 'method', label: 'Method', kind: 'enum', default: 'ties', choices: ['ties', 'dare_ties', 'task_arithmetic', 'linear'] },
+      { key: 'layer_groups', label: 'Layer groups', kind: 'integer', default: 2 },
+      { key: 'budget', label: 'Evaluations', kind: 'integer', default: 40 },
+      { key: 'seed', label: 'Random seed', kind: 'integer', default: 0 },
+      { key: 'limit', label: 'Fitness items per file (0 = all)', kind: 'integer', default: 0 },
+    ],
+  },
   evaluate: {
     type: 'evaluate', label: 'Evaluate', category: 'evaluate', description: 'Perplexity, multiple choice, exact match and routing, locally.',
     inputs: [{ name: 'model', label: 'model', types: ['model'] }, { name: 'adapter', label: 'adapter', types: ['adapter'], optional: true }, { name: 'tasks', label: 'tasks', types: ['dataset'], multiple: true }],
