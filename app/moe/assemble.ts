@@ -24,7 +24,7 @@ import { runnableConfig } from '../runtime/graph-folder.js';
 import { TextTokenizer } from '../runtime/tokenizer.js';
 import { assignByPerplexity, calibrateInAssembled, type CalibrationText, type Sample } from './calibrate.js';
 import type { MoeRecipe } from './config.js';
-import { DriftAccumulator, driftWarning, type DriftReport } from './drift.js';
+import { DriftAccumulator, driftSample, driftWarning, type DriftReport } from './drift.js';
 import { chooseArchitecture, expertTensorName, FFN, isDenseFfnTensor, moeConfig, routerTensorName, type ArchChoice } from './layout.js';
 import { cheapEmbedRouters, degenerateLayers, hiddenRouters, randomRouters, uniformRandomRouters, zeroRouters, type Routers } from './routers.js';
 
@@ -116,12 +116,14 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
     }
     const sharedIdx = recipe.sharedExpert.kind === 'model' ? refs.push({ label: 'shared', path: recipe.sharedExpert.model }) - 1 : 0;
 
-    // Expert drift of the non-FFN weights (read once; reused for averaging below).
+    // Expert drift of the non-FFN weights, on a sample of tensors (driftSample) so that the check
+    // costs a few tensors per expert, not a second read of every model.
     const nonFfn = base.names.filter((n) => !isDenseFfnTensor(n));
     const drift: DriftReport = { experts: [], warning: null };
+    const sampled = driftSample(nonFfn, L, (n) => base.info(n).shape.reduce((a, d) => a * d, 1));
     for (const [i, ex] of recipe.experts.entries()) {
       const acc = new DriftAccumulator();
-      for (const n of nonFfn) {
+      for (const n of sampled) {
         opts.signal?.throwIfAborted();
         acc.add(n, await reader.read(0, n), await reader.read(i + 1, n));
       }
@@ -131,7 +133,9 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
     if (drift.warning) notices.push(drift.warning);
 
     const outDtype: DType = recipe.outDtype ?? dominantDtype(base);
-    const tok = TextTokenizer.load(recipe.base, cfg.eosTokenId);
+    // Only prompt- and data-driven routers need the tokenizer (random/uniform MoEs of bare weights do not).
+    let tokenizer: TextTokenizer | undefined;
+    const tokFor = () => (tokenizer ??= TextTokenizer.load(recipe.base, cfg.eosTokenId));
 
     // Routers that need only the base model.
     progress({ phase: 'routers', done: 0, total: 1, detail: recipe.gateMode });
@@ -144,12 +148,12 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
         routers = uniformRandomRouters(L, E, H, recipe.seed);
         break;
       case 'cheap_embed':
-        routers = await cheapEmbedRouters(recipe.experts, tok, await reader.read(0, 'model.embed_tokens.weight'), H, L);
+        routers = await cheapEmbedRouters(recipe.experts, tokFor(), await reader.read(0, 'model.embed_tokens.weight'), H, L);
         break;
       case 'hidden':
       case 'hidden_last':
       case 'hidden_avg':
-        routers = await hiddenRouters(recipe.base, recipe.experts, tok, recipe.gateMode === 'hidden_avg' ? 'avg' : 'last', opts.signal);
+        routers = await hiddenRouters(recipe.base, recipe.experts, tokFor(), recipe.gateMode === 'hidden_avg' ? 'avg' : 'last', opts.signal);
         break;
       default:
         routers = zeroRouters(L, E, H); // uniform, or fitted in the assembled model below
@@ -268,7 +272,7 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
           for (const text of texts) seed.push({ text, given: e });
         }
         progress({ phase: 'calibrating', done: 0, total: L, detail: `assigning ${seed.length} seed samples by perplexity` });
-        const assignment = await assignByPerplexity(recipe.base, recipe.experts, seed, tok, opts.signal);
+        const assignment = await assignByPerplexity(recipe.base, recipe.experts, seed, tokFor(), opts.signal);
         seedAgreement = assignment.agreement;
         samples = seed.map((s, i) => ({ text: s.text, expert: assignment.expert[i]!, sign: 1 }));
         const empty = recipe.experts.filter((_, e) => !assignment.expert.includes(e)).map((x) => x.label);
@@ -279,7 +283,7 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
           ...ex.negativePrompts.map((text) => ({ text, expert: e, sign: -1 as const })),
         ]);
       }
-      const cal = await calibrateInAssembled(out.tmp, recipe.gateMode, samples, tok, {
+      const cal = await calibrateInAssembled(out.tmp, recipe.gateMode, samples, tokFor(), {
         calibration: recipe.calibration,
         signal: opts.signal,
         onLayer: (l, acc) => progress({ phase: 'calibrating', done: l + 1, total: L, detail: `layer ${l}: routing accuracy ${(100 * acc).toFixed(1)}%` }),

@@ -48,6 +48,20 @@ export class DriftAccumulator {
   }
 }
 
+/**
+ * The tensors the drift check reads: every group's tensors in the first, middle and last layers,
+ * the final norm, and embeddings/lm_head when they are small (≤ 8M values). Fine-tuning moves all
+ * layers' attention together, so three layers tell the story at a fraction of the I/O.
+ */
+export function driftSample(names: string[], layers: number, numel: (name: string) => number): string[] {
+  const keep = new Set([0, Math.floor(layers / 2), layers - 1]);
+  return names.filter((n) => {
+    const m = /\.layers\.(\d+)\./.exec(n);
+    if (m) return keep.has(Number(m[1]));
+    return numel(n) <= 8_000_000;
+  });
+}
+
 export function driftWarning(experts: ExpertDrift[], nonExpert: string): string | null {
   const drifted = experts.filter((e) => e.nonFfnMax > DRIFT_WARN);
   if (drifted.length === 0 || nonExpert !== 'base') return null;
