@@ -113,8 +113,8 @@ export function parseMergeConfig(doc: unknown, baseDir: string, where = 'config'
       checkParamNames(m, p, `models[${i}].parameters`, false, bad);
       return { model: ref(e['model'], `models[${i}].model`), parameters: p };
     });
-    // mergekit adds the base model as a source when it is missing.
-    if (base && m.baseUsage !== 'entry' && !sources.some((s) => s.model === base)) sources.push({ model: base, parameters: {} });
+    // mergekit adds the base model as a source when it is missing, whatever the method (plan.py normalize_config).
+    if (base && !sources.some((s) => s.model === base)) sources.push({ model: base, parameters: {} });
     slices = [{ sources, parameters: {} }];
   } else if (Array.isArray(c['slices'])) {
     slices = (c['slices'] as unknown[]).map((sl, i) => {

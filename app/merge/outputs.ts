@@ -9,6 +9,7 @@ import { basename, join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { torchDTypeName, type DType } from '../core/dtypes.js';
 import type { Checkpoint } from '../io/checkpoint.js';
+import { stringifyHfConfig } from '../io/hf-json.js';
 import type { OutputFolder } from '../io/output-folder.js';
 import type { MergeRecipe } from './config.js';
 import type { MergePlan } from './plan.js';
@@ -17,7 +18,7 @@ const TOKENIZER = /^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.
 
 export async function writeMergeArtifacts(out: OutputFolder, recipe: MergeRecipe, plan: MergePlan, cks: Checkpoint[], info: { seed: number; outDtype?: DType; pipeline?: unknown }): Promise<void> {
   const ref = cks[plan.reference]!;
-  await out.writeFile('config.json', JSON.stringify(plan.config, null, 2) + '\n');
+  await out.writeFile('config.json', stringifyHfConfig(plan.config));
   if (ref.generationConfig) await out.writeFile('generation_config.json', JSON.stringify(ref.generationConfig, null, 2) + '\n');
   const tokSource = recipe.tokenizerSource === 'base' ? ref : cks[recipe.models.indexOf(recipe.tokenizerSource)]!;
   for (const f of await readdir(tokSource.path)) {

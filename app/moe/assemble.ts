@@ -14,6 +14,7 @@ import { fromFloat32, torchDTypeName, type DType } from '../core/dtypes.js';
 import { CheckpointError } from '../core/errors.js';
 import { getMergeMethod, createRng } from '../core/merge/index.js';
 import { Checkpoint } from '../io/checkpoint.js';
+import { stringifyHfConfig } from '../io/hf-json.js';
 import { OutputFolder } from '../io/output-folder.js';
 import { DEFAULT_SHARD_BYTES, SafetensorsWriter } from '../io/safetensors-writer.js';
 import { summarize } from '../io/summary.js';
@@ -254,7 +255,7 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
     await Promise.all([workerLoop(), workerLoop(), workerLoop()]);
     const { files } = await writer.finish();
     const config = moeConfig(cfg, arch.arch, E, topK, torchDTypeName(outDtype));
-    await out.writeFile('config.json', JSON.stringify(config, null, 2) + '\n');
+    await out.writeFile('config.json', stringifyHfConfig(config));
     if (base.generationConfig) await out.writeFile('generation_config.json', JSON.stringify(base.generationConfig, null, 2) + '\n');
     for (const f of await readdir(recipe.base)) {
       if (/^(tokenizer\.json|tokenizer_config\.json|special_tokens_map\.json|tokenizer\.model|chat_template\.jinja)$/.test(f)) await out.writeFile(f, await readFile(join(recipe.base, f)));

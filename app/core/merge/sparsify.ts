@@ -111,16 +111,11 @@ export function magnitudeOutliers(t: Float32Array, o: SparsifyOptions): void {
   if (o.density >= 1) return;
   const n = t.length;
   const targetN = Math.trunc(o.density * n);
-  let nTop = Math.trunc((o.gamma ?? 0.01) * n);
-  let nBot = n - targetN - nTop;
-  if (nBot < 0) {
-    nTop += nBot;
-    nBot = 0;
-  }
-  const pyIndex = (i: number): number => (i < 0 ? Math.max(0, n + i) : Math.min(n, i));
-  const start = pyIndex(nBot);
-  const stop = pyIndex(-nTop); // `-0` is 0: empty slice
-  applyMask(t, absRankWindowMask(t, start, stop), o.rescale, o.rescaleMode ?? 'l1', () => o.density);
+  const nTop = Math.trunc((o.gamma ?? 0.01) * n);
+  // mergekit 0.1.5: drop the n_top largest (shrunk when needed to keep the target density) and keep
+  // the next target_n by magnitude: ascending ranks [n_bot, n_bot + target_n).
+  const nBot = Math.max(0, n - targetN - nTop);
+  applyMask(t, absRankWindowMask(t, nBot, Math.min(n, nBot + targetN)), o.rescale, o.rescaleMode ?? 'l1', () => o.density);
 }
 
 /**

@@ -67,14 +67,17 @@ test('magnitude_outliers: n_bot < 0 moves the cut to the top (d = 0.95, γ = 0.2
   assertClose(t, [1, -2, 3, -4, 5, -6, 7, -8, 9, 0]);
 });
 
-test('magnitude_outliers: n_top = 0 zeroes the task vector (mergekit slice [n_bot:-0])', () => {
+test('magnitude_outliers: n_top = 0 keeps the target_n largest (mergekit 0.1.5 indices[n_bot : n_bot + target_n])', () => {
+  // density 0.5 on 10 values, γ = 0: n_top 0, n_bot 5 → keep |x| ranks 5..9 = 6,7,8,9,10; rescale
+  // L1: (1+…+10)/(6+…+10) = 55/40.
   const t = f32([1, -2, 3, -4, 5, -6, 7, -8, 9, -10]);
   magnitudeOutliers(t, { density: 0.5, gamma: 0, rescale: true });
-  assertClose(t, new Array(10).fill(0));
-  // default γ = 0.01 on 10 elements: int(0.1) = 0 → also zeroed
+  const k = 55 / 40;
+  assertClose(t, [0, 0, 0, 0, 0, -6 * k, 7 * k, -8 * k, 9 * k, -10 * k]);
+  // default γ = 0.01 on 10 elements: int(0.1) = 0 → the same window
   const u = f32([1, -2, 3, -4, 5, -6, 7, -8, 9, -10]);
   magnitudeOutliers(u, { density: 0.5, rescale: false });
-  assertClose(u, new Array(10).fill(0));
+  assertClose(u, [0, 0, 0, 0, 0, -6, 7, -8, 9, -10]);
 });
 
 test('magnitude_outliers with L1 rescale: (1+…+10)/(5+…+9) = 55/35', () => {
