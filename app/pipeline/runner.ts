@@ -22,6 +22,8 @@ import type { HistoryStore } from '../store/history.js';
 export interface NodeResult {
   /** A folder or file the node produced (models, datasets) — what downstream nodes read. */
   artefact?: string;
+  /** Several models from one node (expansion): downstream multi-inputs receive each of them. */
+  artefacts?: string[];
   kind?: 'model' | 'adapter' | 'dataset' | 'report';
   metrics?: Record<string, unknown>;
   cached?: boolean;
@@ -78,7 +80,7 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
       emit({ type: 'node', runId, nodeId: node.id, status: 'running' });
       const hit = store.cachedNode(key);
       if (hit?.artefact && (await exists(hit.artefact)) && node.type !== 'export') {
-        results[node.id] = { artefact: hit.artefact, metrics: hit.metrics, kind: kindOf(node), cached: true };
+        results[node.id] = { artefact: hit.artefact, metrics: hit.metrics, kind: kindOf(node), cached: true, ...(Array.isArray(hit.metrics['expert_paths']) ? { artefacts: hit.metrics['expert_paths'] as string[] } : {}) };
         store.setNode({ runId, nodeId: node.id, type: node.type, status: 'cached', finishedAt: Date.now(), metrics: hit.metrics, artefact: hit.artefact, cacheKey: key });
         emit({ type: 'node', runId, nodeId: node.id, status: 'cached', metrics: hit.metrics });
         log('info', `${label(node)}: unchanged, reused ${hit.artefact}`, node.id);
@@ -195,7 +197,8 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
     }
     case 'moe': {
       const base = inputOf('base')[0]!.result.artefact!;
-      const experts = inputOf('experts');
+      // An Expand node feeding `experts` contributes each of its experts.
+      const experts = inputOf('experts').flatMap((x) => (x.result.artefacts ?? [x.result.artefact!]).map((a) => ({ node: x.node, result: { ...x.result, artefact: a } })));
       const seeds = inputOf('seed').map((x) => x.result.artefact!);
       const prompts = (p['prompts'] as string[][] | undefined) ?? [];
       const doc: Record<string, unknown> = {
@@ -209,7 +212,7 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
         ...(p['shared_expert'] ? { shared_expert: true } : {}),
         experts: experts.map((x, i) => ({
           ...(x.result.kind === 'adapter' ? { source_adapter: x.result.artefact } : { source_model: x.result.artefact }),
-          name: x.node.label ?? basename(x.result.artefact!),
+          name: x.result.artefacts ? basename(x.result.artefact!) : (x.node.label ?? basename(x.result.artefact!)),
           ...(seeds[i] ? { seed_data: seeds[i] } : {}),
           ...(prompts[i]?.length ? { positive_prompts: prompts[i] } : {}),
         })),
@@ -219,6 +222,24 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
       for (const n of r.notices) ctx.log('warn', n);
       r.routingAccuracy?.forEach((a, l) => ctx.series('routing_accuracy', l, a));
       return { artefact: r.out, kind: 'model', metrics: { architecture: r.architecture.arch, experts: r.numExperts, top_k: r.topK, routing_accuracy: r.routingAccuracy, seed_agreement: r.seedAgreement } };
+    }
+    case 'expand': {
+      const { parseExpandConfig } = await import('../expand/config.js');
+      const { runExpansion } = await import('../expand/run.js');
+      const seeds = inputOf('seed').map((x) => x.result.artefact!);
+      const recipe = parseExpandConfig({
+        base_model: inputOf('base')[0]!.result.artefact!,
+        models: inputOf('models').map((x) => x.result.artefact!),
+        num_experts: p['num_experts'],
+        candidates: p['candidates'],
+        density: p['density'],
+        seed: p['seed'],
+        ...(seeds.length ? { seed_data: seeds } : {}),
+      }, '/');
+      await rm(out, { recursive: true, force: true });
+      const r = await runExpansion(recipe, out, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.phase, e.fraction ?? 0, e.detail) });
+      r.log.generations.forEach((g, i) => ctx.series('diversity', i + 1, { before: g.diversity_before, after: g.diversity, kept: g.kept.name, alpha: g.kept.alpha, parents: g.parents.names }));
+      return { artefact: r.out, artefacts: r.experts, kind: 'model', metrics: { experts: r.experts.length, expert_paths: r.experts, seconds: r.seconds } };
     }
     case 'sequence_router': {
       const { parseMoinConfig } = await import('../moin/config.js');

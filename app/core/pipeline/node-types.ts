@@ -86,6 +86,17 @@ export const NODE_TYPES: Record<string, NodeTypeDef> = {
       { key: 'seed', label: 'Random seed', kind: 'integer', default: 0 },
     ],
   },
+  expand: {
+    type: 'expand', label: 'Expand', category: 'build', description: 'UpIT: grow K checkpoints of one base into M experts by DARE-merging the most dissimilar pair, keeping the most novel child.',
+    inputs: [{ name: 'base', label: 'base', types: ['model'] }, { name: 'models', label: 'checkpoints', types: ['model'], multiple: true }, { name: 'seed', label: 'seed data (optional)', types: ['dataset'], multiple: true, optional: true }],
+    outputs: [{ name: 'experts', label: 'experts', types: ['model'] }],
+    params: [
+      { key: 'num_experts', label: 'Experts (M)', kind: 'integer', default: 8 },
+      { key: 'candidates', label: 'Candidates per generation', kind: 'integer', default: 4 },
+      { key: 'density', label: 'DARE density', kind: 'number', default: 0.9 },
+      { key: 'seed', label: 'Random seed', kind: 'integer', default: 0 },
+    ],
+  },
   sequence_router: {
     type: 'sequence_router', label: 'Sequence router', category: 'build', description: 'MoIN: each query routed whole to one expert (adapter or model) by the nearest centroid of its seed data; evaluated on the tasks.',
     inputs: [

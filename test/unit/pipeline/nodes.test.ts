@@ -54,3 +54,36 @@ test('sequence-router and evolve nodes run in a pipeline and record their result
     cleanup();
   }
 });
+
+test('an Expand node feeds its experts into an MoE node', async () => {
+  const { dir, cleanup } = tempDir();
+  const store = new HistoryStore(join(dir, 'h.sqlite'));
+  try {
+    const steps = [250, 500, 750, 1000];
+    const doc: PipelineDoc = {
+      version: 2,
+      name: 'expand then MoE',
+      nodes: [
+        n('base', 'checkpoint', { path: model('sft-step1000') }),
+        n('root', 'checkpoint', { path: model('base') }),
+        ...steps.map((s) => n(`s${s}`, 'checkpoint', { path: model(`sft-step${s}`) })),
+        n('expand', 'expand', { num_experts: 5, candidates: 2, density: 0.9, seed: 0 }),
+        n('moe', 'moe', { gate_mode: 'random', experts_per_token: 2 }),
+      ],
+      edges: [
+        e('root', 'model', 'expand', 'base'),
+        ...steps.map((s) => e(`s${s}`, 'model', 'expand', 'models')),
+        e('base', 'model', 'moe', 'base'),
+        e('expand', 'experts', 'moe', 'experts'),
+      ],
+    };
+    const r = await runPipeline(doc, { store });
+    assert.equal(r.status, 'succeeded', r.error);
+    assert.equal(r.results['expand']!.artefacts!.length, 5);
+    assert.equal(r.results['moe']!.metrics!['experts'], 5);
+    assert.equal(store.series(r.runId, 'diversity').length, 1);
+  } finally {
+    store.close();
+    cleanup();
+  }
+});
