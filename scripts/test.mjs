@@ -39,6 +39,9 @@ function findTests(dir) {
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 step('lint', bin('eslint'), ['--max-warnings=0', '.']);
 const built = step('typecheck', bin('tsc'), ['-b', '--pretty']);
+step('typecheck ui', bin('tsc'), ['-p', 'renderer/tsconfig.json']);
+// The browser tests serve the real UI build.
+step('build ui', process.execPath, [join(root, 'scripts', 'build-ui.mjs'), '--quiet']);
 
 if (built) {
   let files = findTests(join(root, 'build', 'test'));

@@ -219,12 +219,19 @@ export class Service {
     return { runs, diff, metrics: runs.map((r) => r.metrics) };
   }
 
-  private async addRecent(path: string): Promise<void> {
-    const file = dataDir('recent.json');
-    const list = (await this.readJson(file, [] as string[])).filter((p) => p !== path);
-    list.unshift(path);
-    await mkdir(dirname(file), { recursive: true });
-    await writeFile(file, JSON.stringify(list.slice(0, 20)));
+  private recentChain: Promise<void> = Promise.resolve();
+
+  /** Read-modify-write of the recent list, serialised (parallel inspects) and atomic (tmp + rename). */
+  private addRecent(path: string): Promise<void> {
+    this.recentChain = this.recentChain.then(async () => {
+      const file = dataDir('recent.json');
+      const list = (await this.readJson(file, [] as string[])).filter((p) => p !== path);
+      list.unshift(path);
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(`${file}.partial-${process.pid}`, JSON.stringify(list.slice(0, 20)));
+      await rename(`${file}.partial-${process.pid}`, file);
+    }).catch(() => undefined);
+    return this.recentChain;
   }
 
   private async readJson<T>(file: string, fallback: T): Promise<T> {

@@ -31,7 +31,7 @@ export interface NodeResult {
 
 export type RunEvent =
   | { type: 'run'; runId: number; status: 'running' | 'succeeded' | 'failed' | 'cancelled'; error?: string }
-  | { type: 'node'; runId: number; nodeId: string; status: 'running' | 'succeeded' | 'failed' | 'cached' | 'skipped'; metrics?: Record<string, unknown>; error?: string }
+  | { type: 'node'; runId: number; nodeId: string; status: 'running' | 'succeeded' | 'failed' | 'cancelled' | 'cached' | 'skipped'; metrics?: Record<string, unknown>; error?: string }
   | { type: 'progress'; runId: number; nodeId: string; phase: string; fraction: number; etaSeconds?: number | null; detail?: string }
   | { type: 'log'; runId: number; nodeId?: string; level: 'info' | 'warn' | 'error'; message: string };
 
@@ -101,7 +101,7 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
       } catch (e) {
         const msg = e instanceof Error ? e.message : String(e);
         store.setNode({ runId, nodeId: node.id, type: node.type, status: opts.signal?.aborted ? 'cancelled' : 'failed', finishedAt: Date.now() });
-        emit({ type: 'node', runId, nodeId: node.id, status: 'failed', error: msg });
+        emit({ type: 'node', runId, nodeId: node.id, status: opts.signal?.aborted ? 'cancelled' : 'failed', error: msg });
         throw e;
       }
     }

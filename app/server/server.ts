@@ -133,7 +133,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       off();
       for (const c of clients) c.terminate();
       await new Promise<void>((r) => wss.close(() => r()));
-      await new Promise<void>((r) => server.close(() => r()));
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeAllConnections(); // idle keep-alive connections would hold close() for a minute
+      await closed;
     },
   };
 }

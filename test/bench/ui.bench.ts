@@ -1,0 +1,206 @@
+/**
+ * UI benchmark (`npm run bench:ui`): the built renderer in headless Chromium against the real server,
+ * with a 300-node pipeline (60 chains of checkpoint → merge ← dataset → evaluate → export, 360 edges).
+ * Measures:
+ *   cold start   constructing the Service and server → first contentful paint of the page (ms)
+ *   load         navigation start → the 300-node document on the canvas, nodes painted (ms)
+ *   edit         Delete key → the node gone from the DOM and the next frame painted (ms), and undo
+ *   param edit   one parameter committed in the inspector → node re-rendered (ms)
+ *   pan          frames per second while dragging the canvas for ~2 s, and the longest frame (ms)
+ * Goals (printed, and enforced with --check): load < 3000 ms, edit < 100 ms, pan ≥ 30 fps.
+ *
+ *   node build/test/bench/ui.bench.js [--nodes 300] [--check] [--profile]
+ * --profile prints the functions with the most self time (JS CPU profile) during the load and the pan.
+ * Needs renderer/dist (`npm run build:ui`) and Chromium (/usr/bin/chromium or CHROMIUM_PATH).
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Page } from 'playwright-core';
+import { Service } from '../../app/api/service.js';
+import { startServer } from '../../app/server/server.js';
+import type { PipelineDoc, PipelineEdge, PipelineNode } from '../../app/core/pipeline/document.js';
+import { DEMO, ROOT } from '../helpers/paths.js';
+
+const DIST = join(ROOT, 'renderer', 'dist');
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const args = process.argv.slice(2);
+const NODES = Number(args[args.indexOf('--nodes') + 1] ?? 300) || 300;
+const CHECK = args.includes('--check');
+const PROFILE = args.includes('--profile');
+const GOALS = { loadMs: 3000, editMs: 100, panFps: 30 };
+
+/** 60 chains of five nodes, laid out in a grid (5 columns per chain, chains stacked in bands). */
+function bigPipeline(total: number): PipelineDoc {
+  const nodes: PipelineNode[] = [];
+  const edges: PipelineEdge[] = [];
+  const experts = ['ffn-add', 'ffn-upper', 'ffn-rev', 'ffn-sort'];
+  const chains = Math.ceil(total / 5);
+  const e = (source: string, sourcePort: string, target: string, targetPort: string) => edges.push({ id: `${source}.${sourcePort}->${target}.${targetPort}`, source, sourcePort, target, targetPort });
+  for (let c = 0; c < chains && nodes.length < total; c++) {
+    const x0 = (c % 4) * 1500;
+    const y0 = Math.floor(c / 4) * 260;
+    const k = `c${c}`;
+    nodes.push({ id: `${k}-ckpt`, type: 'checkpoint', position: { x: x0, y: y0 }, params: { path: join(DEMO, 'models', experts[c % 4]!) }, label: `${experts[c % 4]} #${c}` });
+    nodes.push({ id: `${k}-data`, type: 'dataset', position: { x: x0, y: y0 + 170 }, params: { path: join(DEMO, 'eval', 'add.gen.jsonl') }, label: `eval set #${c}` });
+    nodes.push({ id: `${k}-merge`, type: 'merge', position: { x: x0 + 300, y: y0 }, params: { method: 'ties', weight: 1, density: 0.5, parameters: {}, dtype: 'float32', seed: c }, label: `TIES #${c}` });
+    nodes.push({ id: `${k}-eval`, type: 'evaluate', position: { x: x0 + 600, y: y0 }, params: { limit: 10, provider: 'cpu' }, label: `Evaluate #${c}` });
+    nodes.push({ id: `${k}-export`, type: 'export', position: { x: x0 + 900, y: y0 }, params: { format: 'hf', path: `/tmp/upcycle-bench-export-${c}`, overwrite: true }, label: `Export #${c}` });
+    e(`${k}-ckpt`, 'model', `${k}-merge`, 'models');
+    e(`${k}-merge`, 'model', `${k}-eval`, 'model');
+    e(`${k}-data`, 'data', `${k}-eval`, 'tasks');
+    e(`${k}-merge`, 'model', `${k}-export`, 'model');
+    if (c > 0) e(`c${c - 1}-ckpt`, 'model', `${k}-merge`, 'base');
+    if (c > 1) e(`c${c - 2}-ckpt`, 'model', `${k}-merge`, 'models');
+  }
+  return { version: 2, name: `Benchmark: ${nodes.length} nodes`, nodes: nodes.slice(0, total), edges: edges.filter((x) => nodes.some((n) => n.id === x.target)) };
+}
+
+/** Polls `expr` in the page (page.waitForFunction would compile it with eval, which the app's CSP forbids). */
+async function waitFor(page: Page, expr: string, timeout = 60_000): Promise<void> {
+  const end = Date.now() + timeout;
+  while (!(await page.evaluate(expr))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${expr}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function frame(page: Page): Promise<void> {
+  await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
+}
+
+/** Runs `action` (in the page) and resolves with the ms until `doneExpr` is true and a frame is painted. */
+async function timeInPage(page: Page, action: string, doneExpr: string): Promise<number> {
+  return (await page.evaluate(`new Promise((resolve) => {
+    const start = performance.now();
+    const check = () => {
+      if (${doneExpr}) { requestAnimationFrame(() => resolve(performance.now() - start)); return true; }
+      return false;
+    };
+    const mo = new MutationObserver(() => { if (check()) mo.disconnect(); });
+    mo.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+    ${action};
+  })`)) as number;
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
+  samples?: number[];
+  timeDeltas?: number[];
+}
+
+function printProfile(p: CpuProfile, during: string): void {
+  const self = new Map<string, number>();
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const deltas = p.timeDeltas ?? [];
+  (p.samples ?? []).forEach((id, i) => {
+    const n = byId.get(id);
+    if (!n) return;
+    const f = n.callFrame;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber}`;
+    self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0) / 1000);
+  });
+  console.log(`JS self time during ${during} (ms):`);
+  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${v.toFixed(1).padStart(8)}  ${k}`);
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(join(DIST, 'index.html'))) throw new Error('renderer/dist is not built: run `npm run build:ui`');
+  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (set CHROMIUM_PATH)`);
+  const dir = mkdtempSync(join(tmpdir(), 'upcycle-uibench-'));
+  process.env['UPCYCLE_DATA_DIR'] = join(dir, 'data');
+  process.env['UPCYCLE_CACHE_DIR'] = join(dir, 'cache');
+  const doc = bigPipeline(NODES);
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  writeFileSync(join(dir, 'data', 'autosave.json'), JSON.stringify(doc));
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  const page = await (await browser.newContext({ viewport: { width: 1440, height: 900 }, colorScheme: 'dark' })).newPage();
+  const results: Record<string, number> = {};
+  try {
+    // Cold start: service + server construction, then the first paint of the page they serve.
+    const t0 = Date.now();
+    const service = new Service({ dbPath: join(dir, 'history.sqlite'), demoDir: DEMO, version: 'bench' });
+    const server = await startServer({ service, port: 0, staticDir: DIST });
+    const tListen = Date.now();
+    const loadCdp = PROFILE ? await page.context().newCDPSession(page) : undefined;
+    if (loadCdp) {
+      await loadCdp.send('Profiler.enable');
+      await loadCdp.send('Profiler.start');
+    }
+    await page.goto(server.url);
+    await waitFor(page, `performance.getEntriesByName('first-contentful-paint').length > 0`);
+    const fcpEpoch = (await page.evaluate(`performance.timeOrigin + performance.getEntriesByName('first-contentful-paint')[0].startTime`)) as number;
+    results['server_listen_ms'] = tListen - t0;
+    results['cold_start_to_first_paint_ms'] = fcpEpoch - t0;
+
+    // Load: the 300-node document (from the autosave) on the canvas, nodes painted.
+    await waitFor(page, `document.querySelector('[data-testid=pipeline-inspector] .stat-grid b')?.textContent === '${doc.nodes.length}' && document.querySelectorAll('[data-testid=pipeline-node]').length > 0`);
+    await frame(page);
+    results['load_to_nodes_painted_ms'] = (await page.evaluate('performance.now()')) as number;
+    if (loadCdp) printProfile((await loadCdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'load');
+    // Let inspections and the first fit settle.
+    await page.waitForTimeout(1500);
+    results['nodes_in_dom'] = await page.locator('[data-testid=pipeline-node]').count();
+
+    // Edit: select a node, delete it (Delete key), then undo.
+    const target = `${doc.nodes[0]!.id}`;
+    await page.evaluate(`document.querySelector('[data-node-id="${target}"]')?.scrollIntoView()`);
+    await page.click(`[data-node-id="${target}"] .pnode-head`);
+    await frame(page);
+    results['edit_delete_ms'] = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Delete', bubbles: true }))`, `!document.querySelector('[data-node-id="${target}"]')`);
+    results['edit_undo_ms'] = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'z', ctrlKey: true, bubbles: true }))`, `!!document.querySelector('[data-node-id="${target}"]')`);
+
+    // Parameter edit: the merge node's weight through the inspector.
+    const merge = doc.nodes.find((n) => n.type === 'merge')!.id;
+    await page.click(`[data-node-id="${merge}"] .pnode-head`);
+    await page.fill('#f-weight', '0.75');
+    results['edit_param_ms'] = await timeInPage(page, `document.querySelector('#f-weight').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }))`, `document.querySelector('[data-node-id="${merge}"]')?.textContent.includes('w 0.75')`);
+    await page.click('.react-flow__pane', { position: { x: 10, y: 10 } });
+
+    // Pan: drag the empty canvas around for ~2 s while counting animation frames.
+    const box = (await page.locator('.react-flow__pane').boundingBox())!;
+    await page.evaluate(`window.__frames = []; (function loop(t) { window.__frames.push(t); if (!window.__stopFrames) requestAnimationFrame(loop); })(performance.now())`);
+    const cdp = PROFILE ? await page.context().newCDPSession(page) : undefined;
+    if (cdp) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.start');
+    }
+    const start = Date.now();
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    let i = 0;
+    while (Date.now() - start < 2000) {
+      const a = (i++ % 120) / 120 * Math.PI * 2;
+      await page.mouse.move(box.x + box.width / 2 + Math.cos(a) * 250, box.y + box.height / 2 + Math.sin(a) * 150);
+    }
+    await page.mouse.up();
+    if (cdp) printProfile((await cdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'the pan');
+    const frames = (await page.evaluate(`window.__stopFrames = true; window.__frames`)) as number[];
+    const gaps = frames.slice(1).map((t, k) => t - frames[k]!);
+    const span = frames.at(-1)! - frames[0]!;
+    results['pan_fps'] = Math.round((gaps.length / span) * 1000 * 10) / 10;
+    results['pan_longest_frame_ms'] = Math.round(Math.max(...gaps));
+    results['pan_mouse_moves'] = i;
+
+    await server.close();
+    service.close();
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const round = (v: number) => (Number.isInteger(v) ? v : Math.round(v * 10) / 10);
+  console.log(`UI benchmark — ${doc.nodes.length} nodes, ${doc.edges.length} edges, headless Chromium (software rendering)`);
+  for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(30)} ${String(round(v)).padStart(8)}`);
+  const misses = [
+    results['load_to_nodes_painted_ms']! > GOALS.loadMs && `load ${round(results['load_to_nodes_painted_ms']!)} ms > ${GOALS.loadMs}`,
+    results['edit_delete_ms']! > GOALS.editMs && `edit ${round(results['edit_delete_ms']!)} ms > ${GOALS.editMs}`,
+    results['pan_fps']! < GOALS.panFps && `pan ${results['pan_fps']} fps < ${GOALS.panFps}`,
+  ].filter(Boolean);
+  console.log(misses.length ? `goals missed: ${misses.join('; ')}` : `goals met (load < ${GOALS.loadMs} ms, edit < ${GOALS.editMs} ms, pan ≥ ${GOALS.panFps} fps)`);
+  console.log(JSON.stringify({ nodes: doc.nodes.length, edges: doc.edges.length, ...results }));
+  if (CHECK && misses.length) process.exitCode = 1;
+}
+
+await main();
