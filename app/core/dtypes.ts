@@ -365,3 +365,80 @@ function clampRound(v: number, lo: number, hi: number): number {
 function fillInt(dst: { [i: number]: number; length: number }, src: Float32Array, lo: number, hi: number): void {
   for (let i = 0; i < src.length; i++) dst[i] = clampRound(src[i]!, lo, hi);
 }
+
+/**
+ * Block conversions for streaming kernels: like `toFloat32` / `fromFloat32` on a slice of a tensor,
+ * but into caller-owned storage, so a merge can convert small cache-resident blocks with no
+ * allocation. Results are the same as the whole-array functions element for element (BF16 input is
+ * widened by a shift, which keeps a NaN's payload as stored; any arithmetic on the value then sees
+ * the same quiet NaN the lookup table gives).
+ */
+
+/** Decodes `count` elements of `dtype` from `src` (little-endian, starting at byte `byteOffset`) into `dst[0..count)`. */
+export function decodeInto(src: Uint8Array, byteOffset: number, dtype: DType, count: number, dst: Float32Array): void {
+  const at = src.byteOffset + byteOffset;
+  switch (dtype) {
+    case 'BF16':
+      if (at % 4 === 0) {
+        // Two values per 32-bit load (little-endian: the low half is the first value).
+        const pairs = count >>> 1;
+        const w = new Int32Array(src.buffer, at, pairs);
+        const d = new Int32Array(dst.buffer, dst.byteOffset, count);
+        for (let i = 0, j = 0; i < pairs; i++, j += 2) {
+          const v = w[i]!;
+          d[j] = v << 16;
+          d[j + 1] = v & -65536;
+        }
+        if (count & 1) d[count - 1] = new Uint16Array(src.buffer, at + 2 * (count - 1), 1)[0]! << 16;
+        return;
+      }
+      if (at % 2 === 0) {
+        const h = new Uint16Array(src.buffer, at, count);
+        const d = new Uint32Array(dst.buffer, dst.byteOffset, count);
+        for (let i = 0; i < count; i++) d[i] = h[i]! << 16;
+        return;
+      }
+      break;
+    case 'F16':
+      if (at % 2 === 0) {
+        const h = new Uint16Array(src.buffer, at, count);
+        const t = table16('F16');
+        for (let i = 0; i < count; i++) dst[i] = t[h[i]!]!;
+        return;
+      }
+      break;
+    case 'F32':
+      if (at % 4 === 0) {
+        dst.set(new Float32Array(src.buffer, at, count));
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  dst.set(toFloat32(src.subarray(byteOffset, byteOffset + count * dtypeBytes(dtype)), dtype, false).subarray(0, count));
+}
+
+/** Encodes `values[0..count)` as `dtype` into `dst` at byte `byteOffset` (same rounding as `fromFloat32`). */
+export function encodeInto(values: Float32Array, count: number, dtype: DType, dst: Uint8Array, byteOffset: number): void {
+  const at = dst.byteOffset + byteOffset;
+  switch (dtype) {
+    case 'BF16':
+      if (at % 2 === 0) {
+        const o = new Uint16Array(dst.buffer, at, count);
+        const u = new Uint32Array(values.buffer, values.byteOffset, count);
+        for (let i = 0; i < count; i++) {
+          const b = u[i]!;
+          o[i] = (b & 0x7fffffff) > 0x7f800000 ? ((b >>> 16) | 0x40) : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+        }
+        return;
+      }
+      break;
+    case 'F32':
+      dst.set(new Uint8Array(values.buffer, values.byteOffset, count * 4), byteOffset);
+      return;
+    default:
+      break;
+  }
+  dst.set(fromFloat32(values.subarray(0, count), dtype), byteOffset);
+}

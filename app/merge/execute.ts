@@ -12,9 +12,10 @@ import { Checkpoint } from '../io/checkpoint.js';
 import { OutputFolder } from '../io/output-folder.js';
 import { DEFAULT_SHARD_BYTES, SafetensorsWriter } from '../io/safetensors-writer.js';
 import type { MergeRecipe } from './config.js';
-import type { FromWorker, ToWorker, WorkerInit } from './merge-worker.js';
+import type { FromWorker, TaskMode, ToWorker, WorkerInit } from './merge-worker.js';
 import { writeMergeArtifacts } from './outputs.js';
 import { planMerge, type MergePlan, type TensorTask } from './plan.js';
+import { streamTaskBytes, taskStream } from './stream-task.js';
 
 export interface MergeProgress {
   phase: 'planning' | 'merging' | 'finishing' | 'done';
@@ -32,8 +33,15 @@ export interface MergeOptions {
   outDtype?: DType;
   overwrite?: boolean;
   workers?: number;
-  /** Bytes of float32 tensors allowed in flight across workers (a single larger task runs alone). */
+  /**
+   * Bytes of tensor data allowed in flight across workers (a single larger task runs alone):
+   * streamed tasks count their chunk buffers, plus their raw inputs when those are kept whole for a
+   * multi-pass method (done when they fit in budget / workers); whole-tensor tasks count their
+   * float32 tensors.
+   */
   memoryBudget?: number;
+  /** Elements per I/O chunk of streamed tasks (default 256 Ki; tests use tiny chunks). */
+  chunkElements?: number;
   signal?: AbortSignal;
   onProgress?: (p: MergeProgress) => void;
   /** Our pipeline JSON to store beside the model (recipe.json) and in the safetensors metadata. */
@@ -88,12 +96,23 @@ export async function runMerge(recipe: MergeRecipe, outDir: string, opts: MergeO
 }
 
 async function runTasks(plan: MergePlan, recipe: MergeRecipe, writer: SafetensorsWriter, seed: number, opts: MergeOptions): Promise<void> {
-  const tasks = plan.tasks;
+  // Largest tasks first (the writer places tensors by name, in any order): the embedding and output
+  // head, ~10 % of a Llama each, then run beside the layers instead of alone at the end.
+  const tasks = [...plan.tasks].sort((a, b) => b.readBytes + b.writeBytes - (a.readBytes + a.writeBytes));
   const n = Math.max(1, Math.min(opts.workers ?? Math.min(availableParallelism(), 4), tasks.length));
   const budget = opts.memoryBudget ?? 1024 ** 3;
-  const cost = (t: TensorTask) => (t.models.length + (t.base ? 1 : 0) + 2) * t.shape.reduce((a, d) => a * d, 1) * 4;
+  // Streamed tasks (the method has a stream form for the task's parameters): multi-pass streams keep
+  // their raw inputs when they fit in this worker's share of the budget, else re-read them per pass.
+  const modeOf = (t: TensorTask): TaskMode => {
+    const s = taskStream(recipe.method, t, recipe.models, seed);
+    if (!s) return { stream: false };
+    return { stream: true, cacheRaw: s.wantsPass(0) && t.readBytes <= budget / n };
+  };
+  const cost = (t: TensorTask, mode: TaskMode) => mode.stream
+    ? streamTaskBytes(t, mode.cacheRaw, opts.chunkElements)
+    : (t.models.length + (t.base ? 1 : 0) + 2) * t.shape.reduce((a, d) => a * d, 1) * 4;
   const bytesTotal = tasks.reduce((a, t) => a + t.readBytes + t.writeBytes, 0);
-  const init: WorkerInit = { models: recipe.models, method: recipe.method.id, seed };
+  const init: WorkerInit = { models: recipe.models, method: recipe.method.id, seed, chunkElements: opts.chunkElements };
   const workers = Array.from({ length: n }, () => new Worker(new URL('./merge-worker.js', import.meta.url), { workerData: init }));
   const t0 = performance.now();
   let next = 0;
@@ -116,14 +135,15 @@ async function runTasks(plan: MergePlan, recipe: MergeRecipe, writer: Safetensor
       const dispatch = () => {
         while (!failed && idle.length > 0 && next < tasks.length) {
           const t = tasks[next]!;
-          const c = cost(t);
+          const mode = modeOf(t);
+          const c = cost(t, mode);
           if (inFlight > 0 && inFlightBytes + c > budget) break;
           const w = idle.pop()!;
           next++;
           inFlight++;
           inFlightBytes += c;
           costOf.set(t.name, c);
-          w.postMessage({ type: 'task', task: t, slot: writer.slot(t.name) } satisfies ToWorker);
+          w.postMessage({ type: 'task', task: t, slot: writer.slot(t.name), mode } satisfies ToWorker);
         }
         if (done === tasks.length && !failed) {
           opts.signal?.removeEventListener('abort', onAbort);

@@ -23,6 +23,11 @@ export class InputReader {
     return p;
   }
 
+  /** The opened checkpoint of a model reference (its base model when it has a LoRA adapter). */
+  checkpoint(model: number): Promise<Checkpoint> {
+    return this.ck(this.models[model]!.path);
+  }
+
   async read(model: number, tensor: string, rows?: number): Promise<Float32Array> {
     const ref = this.models[model]!;
     const ck = await this.ck(ref.path);

@@ -12,7 +12,6 @@
  * --size-gb is in GiB (2^30 bytes); --check exits 1 when the best ratio is below 0.9.
  * Prints a compact table, then one line of JSON.
  */
-import fs from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,12 +20,8 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Checkpoint } from '../../app/io/checkpoint.js';
 import { inspectCheckpoint } from '../../app/io/inspect.js';
-import { OutputFolder } from '../../app/io/output-folder.js';
-import { SafetensorsWriter, type TensorPlan } from '../../app/io/safetensors-writer.js';
+import { ensureCheckpoint, fillBf16, GIB, llamaPlan, planBytes, shapeFor } from './gen-checkpoint.js';
 
-const GIB = 2 ** 30;
-const MARKER = 'upcycle-bench.json';
-const MARKER_VERSION = 1;
 const MAX_SHARD_BYTES = 300_000_000;
 const GOAL_RATIO = 0.9;
 
@@ -67,159 +62,6 @@ function parseArgs(argv: string[]): Args {
   const given = values.get('dir');
   const dir = path.resolve(given ?? path.join(os.homedir(), '.cache', 'upcycle-bench', `io-${sizeGb}`));
   return { sizeGb, dir, dirGiven: given !== undefined, repeats, check: flags.has('check') };
-}
-
-// ───────────────────────────── the checkpoint ─────────────────────────────
-
-interface LlamaShape {
-  hidden: number;
-  intermediate: number;
-  heads: number;
-  kvHeads: number;
-  vocab: number;
-  layers: number;
-}
-
-function llamaPlan(s: LlamaShape): TensorPlan[] {
-  const headDim = s.hidden / s.heads;
-  const kv = s.kvHeads * headDim;
-  const t = (name: string, shape: number[]): TensorPlan => ({ name, dtype: 'BF16', shape });
-  const plan: TensorPlan[] = [t('model.embed_tokens.weight', [s.vocab, s.hidden])];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `model.layers.${l}.`;
-    plan.push(
-      t(`${p}input_layernorm.weight`, [s.hidden]),
-      t(`${p}self_attn.q_proj.weight`, [s.hidden, s.hidden]),
-      t(`${p}self_attn.k_proj.weight`, [kv, s.hidden]),
-      t(`${p}self_attn.v_proj.weight`, [kv, s.hidden]),
-      t(`${p}self_attn.o_proj.weight`, [s.hidden, s.hidden]),
-      t(`${p}post_attention_layernorm.weight`, [s.hidden]),
-      t(`${p}mlp.gate_proj.weight`, [s.intermediate, s.hidden]),
-      t(`${p}mlp.up_proj.weight`, [s.intermediate, s.hidden]),
-      t(`${p}mlp.down_proj.weight`, [s.hidden, s.intermediate]),
-    );
-  }
-  plan.push(t('model.norm.weight', [s.hidden]), t('lm_head.weight', [s.vocab, s.hidden]));
-  return plan;
-}
-
-const planBytes = (plan: TensorPlan[]): number => plan.reduce((a, t) => a + t.shape.reduce((x, d) => x * d, 1) * 2, 0);
-
-/** TinyLlama-like dimensions, with as many layers as it takes to reach the target size. */
-function shapeFor(targetBytes: number): LlamaShape {
-  const base: LlamaShape = { hidden: 2048, intermediate: 5632, heads: 32, kvHeads: 4, vocab: 32000, layers: 0 };
-  const fixed = planBytes(llamaPlan(base));
-  const perLayer = planBytes(llamaPlan({ ...base, layers: 1 })) - fixed;
-  return { ...base, layers: Math.max(1, Math.ceil((targetBytes - fixed) / perLayer)) };
-}
-
-function llamaConfig(s: LlamaShape): Record<string, unknown> {
-  return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
-    vocab_size: s.vocab,
-    hidden_size: s.hidden,
-    intermediate_size: s.intermediate,
-    num_hidden_layers: s.layers,
-    num_attention_heads: s.heads,
-    num_key_value_heads: s.kvHeads,
-    hidden_act: 'silu',
-    max_position_embeddings: 2048,
-    rms_norm_eps: 1e-5,
-    rope_theta: 10000.0,
-    tie_word_embeddings: false,
-    attention_bias: false,
-    mlp_bias: false,
-    bos_token_id: 1,
-    eos_token_id: 2,
-    torch_dtype: 'bfloat16',
-  };
-}
-
-interface Marker {
-  version: number;
-  layers: number;
-  tensors: number;
-  total_bytes: number;
-}
-
-/** Cheap pseudo-random BF16 weights: random sign and mantissa, magnitudes in [2^-8, 2^-4). */
-function fillBf16(bytes: Uint8Array, seed: number, isNorm: boolean): void {
-  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  if (isNorm) {
-    words.fill(0x3f803f80); // 1.0, as RMSNorm weights start
-    return;
-  }
-  let x = seed >>> 0 || 0x9e3779b9;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    const lo = (x & 0x807f) | ((0x77 + ((x >>> 7) & 3)) << 7);
-    const hi = ((x >>> 16) & 0x807f) | ((0x77 + ((x >>> 23) & 3)) << 7);
-    words[i] = (lo | (hi << 16)) >>> 0;
-  }
-}
-
-async function cacheIsValid(dir: string, plan: TensorPlan[], layers: number): Promise<boolean> {
-  let marker: Marker;
-  try {
-    marker = JSON.parse(fs.readFileSync(path.join(dir, MARKER), 'utf8')) as Marker;
-  } catch {
-    return false;
-  }
-  const total = planBytes(plan);
-  if (marker.version !== MARKER_VERSION || marker.layers !== layers || marker.tensors !== plan.length || marker.total_bytes !== total) return false;
-  let ck: Checkpoint;
-  try {
-    ck = await Checkpoint.open(dir);
-  } catch {
-    return false;
-  }
-  try {
-    const want = new Map(plan.map((t) => [t.name, t.shape.join('x')]));
-    if (ck.names.length !== plan.length) return false;
-    for (const n of ck.names) {
-      const info = ck.info(n);
-      if (info.dtype !== 'BF16' || want.get(n) !== info.shape.join('x')) return false;
-    }
-    const data = ck.files.reduce((a, f) => a + (f.size - f.header.dataStart), 0);
-    return data === total && !ck.problems.some((p) => p.severity === 'error');
-  } finally {
-    await ck.close();
-  }
-}
-
-async function generate(dir: string, shape: LlamaShape, plan: TensorPlan[]): Promise<number> {
-  const t0 = performance.now();
-  const out = await OutputFolder.create(dir, { overwrite: true });
-  try {
-    const w = await SafetensorsWriter.create(out, plan, { maxShardBytes: MAX_SHARD_BYTES });
-    try {
-      let done = 0;
-      const total = planBytes(plan);
-      for (const [i, t] of plan.entries()) {
-        const bytes = new Uint8Array(t.shape.reduce((a, d) => a * d, 1) * 2);
-        fillBf16(bytes, 0x1234567 + i * 7919, t.name.endsWith('norm.weight'));
-        await w.write(t.name, bytes);
-        done += bytes.byteLength;
-        if (process.stderr.isTTY) process.stderr.write(`\rgenerating ${dir}: ${((100 * done) / total).toFixed(0)}%`);
-      }
-      await w.finish();
-    } catch (e) {
-      await w.close();
-      throw e;
-    }
-    await out.writeFile('config.json', JSON.stringify(llamaConfig(shape), null, 2) + '\n');
-    const marker: Marker = { version: MARKER_VERSION, layers: shape.layers, tensors: plan.length, total_bytes: planBytes(plan) };
-    await out.writeFile(MARKER, JSON.stringify(marker) + '\n');
-    await out.commit();
-  } catch (e) {
-    await out.abort();
-    throw e;
-  }
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  return (performance.now() - t0) / 1000;
 }
 
 // ───────────────────────────── measurements ─────────────────────────────
@@ -319,14 +161,11 @@ async function main(): Promise<void> {
   const plan = llamaPlan(shape);
   const totalBytes = planBytes(plan);
 
-  let generatedSeconds: number | null = null;
-  if (!(await cacheIsValid(args.dir, plan, shape.layers))) {
-    if (fs.existsSync(args.dir) && args.dirGiven && !fs.existsSync(path.join(args.dir, MARKER))) {
-      throw new Error(`${args.dir} exists and is not a benchmark checkpoint made by this script; refusing to overwrite it (pass another --dir)`);
-    }
-    generatedSeconds = await generate(args.dir, shape, plan);
-    if (!(await cacheIsValid(args.dir, plan, shape.layers))) throw new Error(`${args.dir}: the generated checkpoint does not validate`);
-  }
+  const generatedSeconds = await ensureCheckpoint(args.dir, shape, plan, {
+    maxShardBytes: MAX_SHARD_BYTES,
+    dirGiven: args.dirGiven,
+    fill: (t, i, bytes) => fillBf16(bytes, 0x1234567 + i * 7919, t.name.endsWith('norm.weight')),
+  });
 
   const ranges = await tensorRanges(args.dir);
   const files = new Set(ranges.map((r) => r.file)).size;

@@ -1,14 +1,22 @@
 /**
  * `defineMethod` binds a method's schema to its maths, and shared parameter schemas.
  */
-import { resolveInputs } from './params.js';
-import type { MergeMethodDef, MergeMethodInfo, ParamDef, ResolvedInputs } from './types.js';
+import { resolveInputs, resolveSpec } from './params.js';
+import type { MergeMethodDef, MergeMethodInfo, ParamDef, ResolvedInputs, ResolvedSpec, TensorStream } from './types.js';
 
-/** Wrap an implementation so `merge()` validates inputs and applies defaults first. */
-export function defineMethod(info: MergeMethodInfo, impl: (inputs: ResolvedInputs) => Float32Array): MergeMethodDef {
+/**
+ * Wrap an implementation so `merge()` validates inputs and applies defaults first; `stream`, when
+ * given, is the block-streamed form of the same maths (it may decline a spec by returning undefined).
+ */
+export function defineMethod(
+  info: MergeMethodInfo,
+  impl: (inputs: ResolvedInputs) => Float32Array,
+  stream?: (spec: ResolvedSpec) => TensorStream | undefined,
+): MergeMethodDef {
   return {
     ...info,
     merge: (inputs) => impl(resolveInputs(info, inputs)),
+    ...(stream ? { stream: (spec) => stream(resolveSpec(info, spec)) } : {}),
   };
 }
 

@@ -11,6 +11,8 @@ import type {
   ParamValues,
   ResolvedInputs,
   ResolvedModel,
+  ResolvedSpec,
+  StreamSpec,
 } from './types.js';
 
 export type Resolved = Readonly<Record<string, ParamValue>>;
@@ -134,5 +136,33 @@ export function resolveInputs(info: MergeMethodInfo, inputs: MergeInputs): Resol
     models,
     globals: resolveParams(info.globalParams, inputs.globals, where),
     rng: inputs.rng ?? tensorRng(0, inputs.tensorName),
+  };
+}
+
+/**
+ * `resolveInputs` for a streamed merge: the same validation and defaults, without tensors (so
+ * without the length checks; the caller feeds blocks of the spec's shape).
+ */
+export function resolveSpec(info: MergeMethodInfo, spec: StreamSpec): ResolvedSpec {
+  const where = `${info.id}: ${spec.tensorName}`;
+  const numel = numelOf(spec.shape);
+  if (info.requiresBase && !spec.base) throw new Error(`${where}: this method requires a base model`);
+  const baseDefs = info.baseUsage === 'entry' ? info.perModelParams : [];
+  const one = (m: { id?: string; params?: ParamValues }, id: string, defs: readonly ParamDef[]) => ({ id, params: resolveParams(defs, m.params, `${where} (model "${id}")`) });
+  const base = spec.base ? one(spec.base, spec.base.id ?? 'base', baseDefs) : undefined;
+  const models = spec.models.map((m, i) => one(m, m.id ?? String(i), info.perModelParams));
+  const count = models.length + (info.baseUsage === 'entry' && base ? 1 : 0);
+  if (count < info.minModels || (info.maxModels !== null && count > info.maxModels)) {
+    const range = info.maxModels === null ? `at least ${info.minModels}` : `${info.minModels}..${info.maxModels}`;
+    throw new Error(`${where}: expects ${range} models, got ${count}`);
+  }
+  return {
+    tensorName: spec.tensorName,
+    shape: spec.shape,
+    numel,
+    base,
+    models,
+    globals: resolveParams(info.globalParams, spec.globals, where),
+    rng: spec.rng ?? tensorRng(0, spec.tensorName),
   };
 }

@@ -41,6 +41,7 @@
  */
 import { majoritySign, type ConsensusMethod } from './consensus.js';
 import { defineMethod, INT8_MASK_PARAM, WEIGHT_PARAM } from './define.js';
+import { gtaStream } from './gta-stream.js';
 import { bool, num, optNum, requireBase, str } from './params.js';
 import { sparsify, type RescaleMode, type SparsificationMethod } from './sparsify.js';
 import type { MergeMethodDef, ParamDef, ResolvedInputs } from './types.js';
@@ -48,7 +49,8 @@ import type { MergeMethodDef, ParamDef, ResolvedInputs } from './types.js';
 const f = Math.fround;
 const NO_CONSENSUS_EPS = f(1e-8);
 
-interface GtaVariant {
+/** One member of the GTA family (see the table above). */
+export interface GtaVariant {
   readonly id: string;
   readonly label: string;
   readonly paper: string;
@@ -236,6 +238,7 @@ function gtaMethod(v: GtaVariant): MergeMethodDef {
       globalParams: globalParams(v),
     },
     (r) => gtaMerge(v, r),
+    (spec) => gtaStream(v, spec),
   );
 }
 

@@ -6,6 +6,7 @@
  * output tensor; gradients, filters and slices have already been resolved by the caller,
  * so every parameter arrives as a plain scalar for this tensor.
  */
+import type { DType } from '../dtypes.js';
 import type { Rng } from './rng.js';
 
 /** A resolved parameter value (mergekit allows floats, ints, bools; we add enum strings). */
@@ -117,8 +118,86 @@ export interface MergeMethodInfo {
   readonly globalParams: readonly ParamDef[];
 }
 
+/** One input of a streamed merge: identity and parameters, no data (see `TensorStream`). */
+export interface StreamModel {
+  readonly id?: string;
+  readonly params?: ParamValues;
+}
+
+/** `MergeInputs` without the tensors: what a method needs to plan a streamed merge of one tensor. */
+export interface StreamSpec {
+  readonly tensorName: string;
+  readonly shape: readonly number[];
+  readonly base?: StreamModel;
+  readonly models: readonly StreamModel[];
+  readonly globals?: ParamValues;
+  readonly rng?: Rng;
+}
+
+/** Resolved stream spec (defaults applied, like `ResolvedInputs` without the tensors). */
+export interface ResolvedSpec {
+  readonly tensorName: string;
+  readonly shape: readonly number[];
+  readonly numel: number;
+  readonly base: ResolvedStreamModel | undefined;
+  readonly models: readonly ResolvedStreamModel[];
+  readonly globals: Readonly<Record<string, ParamValue>>;
+  readonly rng: Rng;
+}
+
+export interface ResolvedStreamModel {
+  readonly id: string;
+  readonly params: Readonly<Record<string, ParamValue>>;
+}
+
+/**
+ * A merge of one tensor computed block by block, so that a caller never holds whole float32
+ * tensors: the inputs are fed as consecutive blocks in flat (row-major) order, each block as one
+ * float32 array per input (index 0 = flat element `start`), `base` first when the spec has one,
+ * then `models` in spec order.
+ *
+ * 0. optionally `sample`: a few thousand elements taken evenly across the tensor (hints only: a
+ *    stream may use them to skip a statistics pass; results never depend on them);
+ * 1. for p = 0, 1, … while `wantsPass(p)`: `scan(p, …)` every block of the tensor in order
+ *    (blocks of any sizes that tile [0, numel)), then `endPass(p)` — whole-tensor statistics such
+ *    as TIES's top-k threshold;
+ * 2. `apply` every block in order, writing the merged values of the block into `out[0..length)`.
+ *
+ * The result equals `merge()` on the whole tensors element for element, bit for bit, for any
+ * blocking and any sample.
+ */
+export interface TensorStream {
+  /** Whether statistics pass `pass` is needed (asked before pass 0, then after each `endPass`). */
+  wantsPass(pass: number): boolean;
+  sample?(length: number, base: Float32Array | undefined, models: readonly Float32Array[]): void;
+  scan(pass: number, start: number, length: number, base: Float32Array | undefined, models: readonly Float32Array[]): void;
+  endPass(pass: number): void;
+  apply(start: number, length: number, base: Float32Array | undefined, models: readonly Float32Array[], out: Float32Array): void;
+  /**
+   * Optional: `scan` / `apply` on blocks in their stored dtype (a stream may run them without
+   * float32 copies, e.g. with SIMD); `applyRaw` writes the merged block as `out.dtype`. The same
+   * results as decoding the blocks, calling `scan` / `apply` and encoding with `fromFloat32`. A
+   * caller uses either form for a whole sweep (see `scanRaw` / `applyRaw` in stream-util.ts).
+   */
+  scanRaw?(pass: number, start: number, length: number, base: RawBlock | undefined, models: readonly RawBlock[]): void;
+  applyRaw?(start: number, length: number, base: RawBlock | undefined, models: readonly RawBlock[], out: RawBlock): void;
+}
+
+/** A block of one tensor in its stored dtype: element e at byte `offset + e·size` of `bytes` (little-endian). */
+export interface RawBlock {
+  readonly bytes: Uint8Array;
+  readonly offset: number;
+  readonly dtype: DType;
+}
+
 /** A merge method: schema plus the per-tensor maths. */
 export interface MergeMethodDef extends MergeMethodInfo {
   /** Merge one tensor; returns a new array of `numel` elements (inputs are not modified). */
   merge(inputs: MergeInputs): Float32Array;
+  /**
+   * The same merge as a block stream (see `TensorStream`), for methods and parameters that allow
+   * it; undefined when this method (or these parameters) need the whole tensors at once.
+   * Validates the spec like `merge` validates its inputs (throws on bad parameters).
+   */
+  stream?(spec: StreamSpec): TensorStream | undefined;
 }
