@@ -43,11 +43,17 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   rope: RopeConfig;
+  /** config.json's value, else the family's transformers default. */
   maxPositionEmbeddings?: number;
   tieWordEmbeddings: boolean;
   attentionBias: boolean;
   mlpBias: boolean;
   qkNorm: boolean;
+  /**
+   * The attention window (tokens a query sees, itself included) where transformers applies one:
+   * Mistral (default 4096) and Mixtral always; Qwen2/Qwen3/Qwen2-MoE only with use_sliding_window.
+   * Which layers use it: `slidingWindowFor`.
+   */
   slidingWindow?: number;
   hiddenAct: string;
   bosTokenId?: number;
@@ -86,6 +92,8 @@ const baseSchema = z.looseObject({
   eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullish(),
   torch_dtype: z.string().nullish(),
   dtype: z.string().nullish(),
+  max_window_layers: z.number().int().nonnegative().optional(),
+  layer_types: z.array(z.string()).nullish(),
   num_local_experts: posInt.optional(),
   num_experts: z.number().int().nonnegative().optional(),
   num_experts_per_tok: posInt.optional(),
@@ -96,7 +104,11 @@ const baseSchema = z.looseObject({
   mlp_only_layers: z.array(z.number().int().nonnegative()).optional(),
 });
 
-const DEFAULT_THETA: Record<string, number> = { llama: 10000, mistral: 10000, qwen2: 1e6, qwen3: 1e6, mixtral: 1e6, qwen2_moe: 1e6 };
+// transformers' defaults for fields a config.json may omit (v5 configuration_*.py; only Mixtral's
+// default_theta differs from the mixin's 10000 — the Qwen families default to 10000 too).
+const DEFAULT_THETA: Record<string, number> = { llama: 10000, mistral: 10000, qwen2: 10000, qwen3: 10000, mixtral: 1e6, qwen2_moe: 10000 };
+const DEFAULT_MAX_POSITIONS: Record<Family, number> = { llama: 2048, mistral: 131072, qwen2: 32768, qwen3: 32768, mixtral: 131072, qwen2_moe: 32768 };
+const DEFAULT_RMS_EPS: Partial<Record<Family, number>> = { mixtral: 1e-5 };
 const ARCH_FAMILY: Record<string, Family> = {
   LlamaForCausalLM: 'llama', MistralForCausalLM: 'mistral', Qwen2ForCausalLM: 'qwen2', Qwen3ForCausalLM: 'qwen3',
   MixtralForCausalLM: 'mixtral', Qwen2MoeForCausalLM: 'qwen2_moe',
@@ -127,7 +139,8 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     family = undefined;
   }
   const numHeads = c.num_attention_heads;
-  const headDim = c.head_dim ?? c.hidden_size / numHeads;
+  // Qwen3Config defaults head_dim to 128 rather than hidden/heads.
+  const headDim = c.head_dim ?? (family === 'qwen3' && !('head_dim' in (raw as object)) ? 128 : c.hidden_size / numHeads);
   if (!Number.isInteger(headDim)) throw new ConfigError(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${numHeads} and head_dim is not given`);
   const numKvHeads = c.num_key_value_heads ?? numHeads;
   if (numHeads % numKvHeads !== 0) throw new ConfigError(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
@@ -159,6 +172,12 @@ export function parseModelConfig(raw: unknown): ModelConfig {
       mlpOnlyLayers: c.mlp_only_layers ?? [],
     };
   }
+  let slidingWindow: number | undefined;
+  if (family === 'mistral') slidingWindow = 'sliding_window' in (raw as object) ? (c.sliding_window ?? undefined) : 4096;
+  else if (family === 'qwen2' || family === 'qwen3' || family === 'qwen2_moe') slidingWindow = c.use_sliding_window ? (c.sliding_window ?? ('sliding_window' in (raw as object) ? undefined : 4096)) : undefined;
+  else if (family === 'llama') slidingWindow = undefined; // LlamaConfig has no sliding window
+  else slidingWindow = c.sliding_window ?? undefined;
+  if (slidingWindow !== undefined && slidingWindow <= 0) slidingWindow = undefined;
   const attentionBias = family === 'qwen2' || (family === 'qwen2_moe' && c.qkv_bias !== false) ? true : (c.attention_bias ?? false);
   return {
     architecture,
@@ -171,14 +190,14 @@ export function parseModelConfig(raw: unknown): ModelConfig {
     numHeads,
     numKvHeads,
     headDim,
-    rmsNormEps: c.rms_norm_eps ?? 1e-6,
+    rmsNormEps: c.rms_norm_eps ?? (family ? DEFAULT_RMS_EPS[family] : undefined) ?? 1e-6,
     rope,
-    maxPositionEmbeddings: c.max_position_embeddings,
+    maxPositionEmbeddings: c.max_position_embeddings ?? (family ? DEFAULT_MAX_POSITIONS[family] : undefined),
     tieWordEmbeddings: c.tie_word_embeddings ?? false,
     attentionBias,
     mlpBias: c.mlp_bias ?? false,
     qkNorm: family === 'qwen3',
-    slidingWindow: c.sliding_window ?? undefined,
+    slidingWindow,
     hiddenAct,
     bosTokenId: c.bos_token_id ?? undefined,
     eosTokenId: c.eos_token_id ?? undefined,
@@ -194,4 +213,24 @@ export function isSparseLayer(cfg: ModelConfig, i: number): boolean {
   if (!cfg.moe) return false;
   if (cfg.family !== 'qwen2_moe') return true;
   return !cfg.moe.mlpOnlyLayers.includes(i) && cfg.moe.numExperts > 0 && (i + 1) % cfg.moe.decoderSparseStep === 0;
+}
+
+/**
+ * The sliding attention window of layer `i`, or undefined for full causal attention, by
+ * transformers' rules: Mistral and Mixtral window every layer; Qwen2 and Qwen3 the layers
+ * `i >= max_window_layers`; Qwen2-MoE the even layers `i < max_window_layers`; an explicit
+ * `layer_types` list (Qwen families) overrides.
+ */
+export function slidingWindowFor(cfg: ModelConfig, i: number): number | undefined {
+  const w = cfg.slidingWindow;
+  if (w === undefined) return undefined;
+  const fam = cfg.family;
+  if (fam === 'qwen2' || fam === 'qwen3' || fam === 'qwen2_moe') {
+    const types = cfg.raw['layer_types'];
+    if (Array.isArray(types) && types.length === cfg.numLayers) return types[i] === 'sliding_attention' ? w : undefined;
+    const maxWindowLayers = typeof cfg.raw['max_window_layers'] === 'number' ? (cfg.raw['max_window_layers'] as number) : 28;
+    if (fam === 'qwen2_moe') return (i + 1) % 2 === 1 && i < maxWindowLayers ? w : undefined;
+    return i >= maxWindowLayers ? w : undefined;
+  }
+  return w;
 }

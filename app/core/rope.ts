@@ -14,7 +14,11 @@ export interface RopeTables {
   rotaryDim: number;
 }
 
-/** inv_freq and attention factor for the config's rope type (default, linear, dynamic, llama3, yarn). */
+/**
+ * inv_freq and attention factor for the config's rope type (default, linear, dynamic, llama3, yarn).
+ * `dynamic` depends on the current sequence length (`seqLen`, the largest position + 1), so the
+ * decoder graph computes its tables in-graph per run instead (see `dynamicRopeParams`).
+ */
 export function ropeInvFreq(cfg: ModelConfig, seqLen?: number): { invFreq: Float64Array; attentionFactor: number } {
   const p = cfg.rope.params;
   const partial = typeof p['partial_rotary_factor'] === 'number' ? (p['partial_rotary_factor'] as number)
@@ -22,9 +26,13 @@ export function ropeInvFreq(cfg: ModelConfig, seqLen?: number): { invFreq: Float
   const dim = Math.floor(cfg.headDim * partial);
   const half = dim / 2;
   let base = cfg.rope.theta;
-  const factor = cfg.rope.factor ?? 1;
   const maxPos = cfg.maxPositionEmbeddings ?? 2048;
   const type = cfg.rope.type;
+  // transformers (standardize_rope_params): a top-level original_max_position_embeddings (Phi-3
+  // style) wins over the one in rope_scaling, which defaults to max_position_embeddings.
+  const origMax = Number(cfg.raw['original_max_position_embeddings'] ?? p['original_max_position_embeddings'] ?? maxPos);
+  // YaRN without a factor: the ratio of the context lengths (DeepSeek-style configs).
+  const factor = cfg.rope.factor ?? (type === 'yarn' ? maxPos / origMax : 1);
   if (type === 'dynamic' && seqLen !== undefined && seqLen > maxPos) {
     // NTK-aware dynamic scaling: grow the base once the sequence passes the trained length.
     base = base * ((factor * seqLen) / maxPos - (factor - 1)) ** (dim / (dim - 2));
@@ -37,7 +45,7 @@ export function ropeInvFreq(cfg: ModelConfig, seqLen?: number): { invFreq: Float
   } else if (type === 'llama3') {
     const low = Number(p['low_freq_factor'] ?? 1);
     const high = Number(p['high_freq_factor'] ?? 4);
-    const old = Number(p['original_max_position_embeddings'] ?? 8192);
+    const old = origMax;
     const lowWav = old / low;
     const highWav = old / high;
     for (let i = 0; i < half; i++) {
@@ -49,7 +57,7 @@ export function ropeInvFreq(cfg: ModelConfig, seqLen?: number): { invFreq: Float
       }
     }
   } else if (type === 'yarn') {
-    const orig = Number(p['original_max_position_embeddings'] ?? maxPos);
+    const orig = origMax;
     const betaFast = Number(p['beta_fast'] ?? 32);
     const betaSlow = Number(p['beta_slow'] ?? 1);
     const mscale = (s: number, m = 1) => (s <= 1 ? 1 : 0.1 * m * Math.log(s) + 1);
@@ -94,4 +102,22 @@ export function ropeTables(cfg: ModelConfig, positions: number): RopeTables {
     }
   }
   return { cos, sin, positions, rotaryDim: half * 2 };
+}
+
+/**
+ * What the decoder graph needs to compute dynamic-NTK RoPE per run, as transformers does
+ * (`dynamic_rope_update` + `_compute_dynamic_ntk_parameters`): with L = max(position_ids) + 1,
+ *   base' = theta · (factor · max(L, maxPos) / maxPos − (factor − 1)) ^ (dim / (dim − 2))
+ *   inv_freq_i = 1 / base' ^ exponents_i,  exponents_i = float32(2i) / dim (float32, like torch)
+ * so sequences up to max_position_embeddings use the unscaled frequencies and longer ones are
+ * rotated with the base of their own length.
+ */
+export function dynamicRopeParams(cfg: ModelConfig): { theta: number; factor: number; maxPos: number; power: number; exponents: Float32Array; rotaryDim: number } {
+  const p = cfg.rope.params;
+  const partial = typeof p['partial_rotary_factor'] === 'number' ? (p['partial_rotary_factor'] as number)
+    : typeof cfg.raw['partial_rotary_factor'] === 'number' ? (cfg.raw['partial_rotary_factor'] as number) : 1;
+  const dim = Math.floor(cfg.headDim * partial);
+  const exponents = new Float32Array(dim / 2);
+  for (let i = 0; i < dim / 2; i++) exponents[i] = Math.fround((2 * i) / dim);
+  return { theta: cfg.rope.theta, factor: cfg.rope.factor ?? 1, maxPos: cfg.maxPositionEmbeddings ?? 2048, power: dim / (dim - 2), exponents, rotaryDim: dim };
 }

@@ -12,12 +12,16 @@
  *   and evaluate every expert on every token: exact to transformers, portable to every EP, and
  *   each layer's router logits are an output for the routing statistics. E× the FFN FLOPs is fine
  *   at evaluation sizes; the fused com.microsoft MoE op is the faster path for large models.
+ * - RoPE cos/sin tables are initializers, except dynamic-NTK RoPE, whose base depends on the run's
+ *   length and is computed in-graph per run (as transformers recomputes it).
+ * - Sliding-window layers (Mistral, Qwen with use_sliding_window) get a boolean window mask built
+ *   from position_ids; all other layers use Attention's is_causal.
  * - Non-f32 weights (bf16/f16/f8) are Cast to f32 in-graph: ORT CPU has no bf16 kernels (research §0.4).
  * - LoRA adapters run unmerged: y += scaling · (x·Aᵀ)·Bᵀ beside the base projection.
  */
 import type { DType } from '../core/dtypes.js';
-import { isSparseLayer, type ModelConfig } from '../core/hf-config.js';
-import { ropeTables } from '../core/rope.js';
+import { isSparseLayer, slidingWindowFor, type ModelConfig } from '../core/hf-config.js';
+import { dynamicRopeParams, ropeTables } from '../core/rope.js';
 import { GraphBuilder, type InitializerData } from './graph-builder.js';
 import { attr, type DataTypeName } from './onnx-proto.js';
 
@@ -40,7 +44,10 @@ export interface DecoderGraphOptions {
   hiddenStates?: boolean;
   /** Outputs mlp_input.i (each layer's post-attention-norm output = its router input) and router_logits.i of MoE layers. */
   routing?: boolean;
-  /** Rows of the RoPE cos/sin tables (the longest sequence the graph accepts). */
+  /**
+   * Rows of the RoPE cos/sin tables (the longest sequence the graph accepts). Ignored by dynamic
+   * RoPE, whose tables are computed per run for the current length (no limit).
+   */
   maxPositions?: number;
   /**
    * MoE router weights as graph inputs `router.{i}` [E, H] instead of initializers: router
@@ -136,13 +143,13 @@ export function buildDecoderGraph(
   const [bs] = g.node('Shape', ['input_ids'], ['shape.bs']);
   const [shape3] = g.node('Concat', [bs!, int64('const.minus1', [-1])], ['shape.bs_1'], { axis: 0 });
   const shape2 = int64('const.shape2', [-1, H]);
+  const attnShape2 = NH * D === H ? shape2 : int64('const.attn_shape2', [-1, NH * D]);
   const to3d = (x: string, out: string) => g.node('Reshape', [x, shape3!], [out])[0]!;
   const to2d = (x: string, out: string) => g.node('Reshape', [x, shape2], [out])[0]!;
 
-  const rope = ropeTables(cfg, maxPos);
-  const cos = g.initializer('rope.cos', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.cos);
-  const sin = g.initializer('rope.sin', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.sin);
-  const ropeAttrs = { num_heads: 0, interleaved: 0, ...(rope.rotaryDim !== D ? { rotary_embedding_dim: rope.rotaryDim } : {}) };
+  const { cos, sin, rotaryDim } = cfg.rope.type === 'dynamic' ? dynamicRope() : staticRope();
+  const ropeAttrs = { num_heads: 0, interleaved: 0, ...(rotaryDim !== D ? { rotary_embedding_dim: rotaryDim } : {}) };
+  const masks = new Map<number, string>();
 
   const [emb] = g.node('Gather', [w('model.embed_tokens.weight'), 'input_ids'], ['embeds'], { axis: 0 });
   let x = to2d(emb!, 'h.0');
@@ -166,11 +173,16 @@ export function buildDecoderGraph(
     }
     const [qr] = g.node('RotaryEmbedding', [q, cos, sin, 'position_ids'], [`${p}.q_rot`], { ...ropeAttrs, num_heads: NH });
     const [kr] = g.node('RotaryEmbedding', [k, cos, sin, 'position_ids'], [`${p}.k_rot`], { ...ropeAttrs, num_heads: KV });
-    const attnIn = [qr!, kr!, v, '', ...(opts.kvCache ? [`past_key_values.${i}.key`, `past_key_values.${i}.value`] : [])];
+    // Sliding-window layers get an explicit mask (causal and within the window); the rest is_causal.
+    const window = slidingWindowFor(cfg, i);
+    const mask = window === undefined ? '' : slidingMask(window);
+    const attnIn = [qr!, kr!, v, mask, ...(opts.kvCache ? [`past_key_values.${i}.key`, `past_key_values.${i}.value`] : [])];
     const attnOut = [`${p}.attn`, ...(opts.kvCache ? [`present.${i}.key`, `present.${i}.value`] : [])];
-    const attnAttrs: Record<string, number> = { is_causal: 1, q_num_heads: NH, kv_num_heads: KV };
+    const attnAttrs: Record<string, number> = { is_causal: mask ? 0 : 1, q_num_heads: NH, kv_num_heads: KV };
     g.node('Attention', attnIn, attnOut, attnAttrs);
-    const o = linear(to2d(`${p}.attn`, `${p}.attn2`), `${p}.self_attn.o_proj`, `${p}.o`, bias && cfg.family !== 'qwen2' && cfg.family !== 'qwen2_moe');
+    // The attention output is [.., NH·D], which differs from H when head_dim is explicit (Qwen3, Mistral-Nemo).
+    const [attn2] = g.node('Reshape', [`${p}.attn`, attnShape2], [`${p}.attn2`]);
+    const o = linear(attn2!, `${p}.self_attn.o_proj`, `${p}.o`, bias && cfg.family !== 'qwen2' && cfg.family !== 'qwen2_moe');
     const [x1] = g.node('Add', [x, o], [`${p}.res1`]);
     const h2 = rmsnorm(x1!, `${p}.post_attention_layernorm.weight`, `${p}.ln2`);
     if (opts.routing) g.node('Reshape', [h2, shape3!], [`mlp_input.${i}`]);
@@ -187,6 +199,70 @@ export function buildDecoderGraph(
 
   for (const name of graphOutputs(cfg, opts)) g.output(name, 'FLOAT');
   return g.toModelBytes({ opset: OPSET, producerName: 'upcycle-studio', metadata: { architecture: cfg.architecture } });
+
+  /** RoPE cos/sin tables [maxPos, rotaryDim/2] as initializers. */
+  function staticRope(): { cos: string; sin: string; rotaryDim: number } {
+    const rope = ropeTables(cfg, maxPos);
+    return {
+      cos: g.initializer('rope.cos', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.cos),
+      sin: g.initializer('rope.sin', 'FLOAT', [rope.positions, rope.rotaryDim / 2], rope.sin),
+      rotaryDim: rope.rotaryDim,
+    };
+  }
+
+  /**
+   * Dynamic-NTK RoPE tables computed in-graph for this run's length L = max(position_ids) + 1, as
+   * transformers recomputes inv_freq from the current length (all float32, like torch): rows
+   * 0…L-1 of cos/sin(pos · inv_freq). A fixed table cannot do this: its base would be that of one
+   * length, wrong for every other (research §2 RoPE).
+   */
+  function dynamicRope(): { cos: string; sin: string; rotaryDim: number } {
+    const r = dynamicRopeParams(cfg);
+    const f32 = (name: string, v: number) => g.initializer(name, 'FLOAT', [], Float32Array.of(v));
+    const [maxPosId] = g.node('ReduceMax', ['position_ids'], ['rope.max_pos_id'], { keepdims: 0 });
+    const [len] = g.node('Add', [maxPosId!, g.initializer('rope.one', 'INT64', [], BigInt64Array.of(1n))], ['rope.len']);
+    const [lenF] = g.node('Cast', [len!], ['rope.len_f'], { to: 1 });
+    const [seq] = g.node('Max', [lenF!, f32('rope.trained_len', r.maxPos)], ['rope.seq']);
+    const [a] = g.node('Mul', [seq!, f32('rope.factor', r.factor)], ['rope.a']);
+    const [b] = g.node('Div', [a!, f32('rope.trained_len2', r.maxPos)], ['rope.b']);
+    const [c] = g.node('Sub', [b!, f32('rope.factor_m1', r.factor - 1)], ['rope.c']);
+    const [d] = g.node('Pow', [c!, f32('rope.power', r.power)], ['rope.d']);
+    const [base] = g.node('Mul', [f32('rope.theta', r.theta), d!], ['rope.base']);
+    const [den] = g.node('Pow', [base!, g.initializer('rope.exponents', 'FLOAT', [r.exponents.length], r.exponents)], ['rope.den']);
+    const [inv] = g.node('Reciprocal', [den!], ['rope.inv_freq']);
+    const [rows] = g.node('Range', [g.initializer('rope.zero', 'INT64', [], BigInt64Array.of(0n)), len!, 'rope.one'], ['rope.rows']);
+    const [rowsF] = g.node('Cast', [rows!], ['rope.rows_f'], { to: 1 });
+    const [col] = g.node('Unsqueeze', [rowsF!, int64('rope.axis1', [1])], ['rope.pos_col']);
+    const [freqs] = g.node('Mul', [col!, inv!], ['rope.freqs']);
+    const [cosT] = g.node('Cos', [freqs!], ['rope.cos']);
+    const [sinT] = g.node('Sin', [freqs!], ['rope.sin']);
+    return { cos: cosT!, sin: sinT!, rotaryDim: r.rotaryDim };
+  }
+
+  /**
+   * Boolean attention mask [B, 1, S, past+S] for a sliding window of `window` tokens (transformers:
+   * key j visible to query at position q iff j ≤ q and q − j < window). Keys sit at their positions
+   * (the cache is contiguous from 0), queries at position_ids. One mask per distinct window.
+   */
+  function slidingMask(window: number): string {
+    const done = masks.get(window);
+    if (done) return done;
+    const m = `mask.w${window}`;
+    let total = g.node('Shape', ['input_ids'], [`${m}.seq`], { start: 1, end: 2 })[0]!;
+    if (opts.kvCache) {
+      const [past] = g.node('Shape', ['past_key_values.0.key'], [`${m}.past`], { start: 2, end: 3 });
+      total = g.node('Add', [total, past!], [`${m}.total`])[0]!;
+    }
+    const [total0] = g.node('Squeeze', [total, int64(`${m}.ax0`, [0])], [`${m}.total0`]);
+    const [keys] = g.node('Range', [g.initializer(`${m}.zero`, 'INT64', [], BigInt64Array.of(0n)), total0!, g.initializer(`${m}.one`, 'INT64', [], BigInt64Array.of(1n))], [`${m}.keys`]);
+    const [q] = g.node('Unsqueeze', ['position_ids', int64(`${m}.ax13`, [1, 3])], [`${m}.q`]);
+    const [dist] = g.node('Sub', [q!, keys!], [`${m}.dist`]);
+    const [causal] = g.node('GreaterOrEqual', [dist!, `${m}.zero`], [`${m}.causal`]);
+    const [inWindow] = g.node('Less', [dist!, g.initializer(`${m}.window`, 'INT64', [], BigInt64Array.of(BigInt(window)))], [`${m}.in_window`]);
+    const [mask] = g.node('And', [causal!, inWindow!], [m]);
+    masks.set(window, mask!);
+    return mask!;
+  }
 
   function hasWeight(name: string): boolean {
     try {
