@@ -4,7 +4,7 @@
  * docs/RESULTS.md. Slow (minutes), never part of the tests; run it after a change that can move
  * the numbers, and say in the commit what the change bought.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluateModel } from '../eval/evaluate.js';
@@ -112,6 +112,30 @@ export async function runResults(opts: ResultsOptions): Promise<{ rows: Row[]; s
         }
         const ll = await answerLogLikelihood(dir, heldOut);
         await score('evolutionary merge search (CMA-ES, 40 evaluations)', name, dir, undefined, `held-out answer log-likelihood ${ll.toFixed(3)}${kind === 'evolved' ? ` (seed fitness ${evo.defaultFitness.toFixed(3)} → ${evo.bestFitness.toFixed(3)})` : ''}`);
+      }
+    }
+    if (want('expanded')) {
+      // UpIT: sft-step250…1000 grown to 8 experts; MoEs (calibrated, top-2) of the 4 originals and of
+      // the 8, beside dense sft-step1000. Non-expert weights from sft-step1000 (the sft checkpoints are
+      // full fine-tunes: with the pre-training base's attention every MoE of them scores 0).
+      const steps = [250, 500, 750, 1000].map((n) => join(demo, 'models', `sft-step${n}`));
+      const { parseExpandConfig } = await import('../expand/config.js');
+      const { runExpansion } = await import('../expand/run.js');
+      const expanded = await runExpansion(parseExpandConfig({ base_model: join(demo, 'models', 'base'), models: steps, num_experts: 8, seed: 0 }, '/'), join(tmp, 'expanded'));
+      // Seed lines of all skills, dealt round-robin to the experts: calibration pools them and
+      // reassigns each line to its lowest-perplexity expert anyway.
+      const lines = (await Promise.all(SKILLS.map(async (s) => (await readFile(join(demo, 'eval', `${s}.seed.jsonl`), 'utf8')).trim().split('\n')))).flat();
+      const seedFiles = async (n: number) => Promise.all(Array.from({ length: n }, async (_, i) => {
+        const f = join(tmp, `seed-${n}-${i}.jsonl`);
+        await writeFile(f, lines.filter((_, k) => k % n === i).join('\n') + '\n');
+        return f;
+      }));
+      await score('UpIT expansion (sft-step250…1000)', 'dense sft-step1000', steps[3]!);
+      for (const [name, experts] of [['MoE of the 4 checkpoints', steps], ['MoE of the 8 expanded experts', expanded.experts]] as const) {
+        const seeds = await seedFiles(experts.length);
+        const out = join(tmp, `upit-${experts.length}`);
+        await buildMoe(parseMoeConfig({ base_model: steps[3], gate_mode: 'calibrated', experts_per_token: 2, experts: experts.map((m, i) => ({ source_model: m, seed_data: seeds[i] })) }, '/'), out);
+        await score('UpIT expansion (sft-step250…1000)', `${name} (calibrated, top-2)`, out);
       }
     }
     if (want('MoIN')) {
