@@ -34,12 +34,13 @@ export const moeCommand: Command = {
         overwrite: values.overwrite,
         shardBytes: values['shard-size'] ? parseByteSize(values['shard-size']) : undefined,
         signal: ac.signal,
+        onWarning: (m) => process.stderr.write(`${tty ? '\r\x1b[K' : ''}warning: ${m}\n`),
         onProgress: (p) => {
           if (tty) process.stderr.write(`\r\x1b[K${p.phase} ${p.done}/${p.total}${p.detail ? `  ${p.detail}` : ''}`);
         },
       });
       if (tty) process.stderr.write('\r\x1b[K');
-      for (const n of r.notices) process.stderr.write(`note: ${n}\n`);
+      for (const n of r.notices) if (n !== r.drift.warning) process.stderr.write(`note: ${n}\n`);
       if (values.json) console.log(JSON.stringify(r, null, 2));
       else {
         console.log(`built ${r.architecture.arch} with ${r.numExperts} experts (top-${r.topK}) in ${r.out} (${r.seconds.toFixed(1)} s)\n  architecture: ${r.architecture.reason}`);

@@ -42,6 +42,8 @@ export interface MoeBuildOptions {
   signal?: AbortSignal;
   onProgress?: (p: MoeProgress) => void;
   pipeline?: unknown;
+  /** Called as soon as a warning is known (e.g. expert drift), before the long part of the run. */
+  onWarning?: (message: string) => void;
 }
 
 export interface MoeBuildResult {
@@ -131,7 +133,10 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
       drift.experts.push(acc.result(ex.label));
     }
     drift.warning = driftWarning(drift.experts, recipe.nonExpert.kind);
-    if (drift.warning) notices.push(drift.warning);
+    if (drift.warning) {
+      notices.push(drift.warning);
+      opts.onWarning?.(drift.warning);
+    }
 
     const outDtype: DType = recipe.outDtype ?? dominantDtype(base);
     // Only prompt- and data-driven routers need the tokenizer (random/uniform MoEs of bare weights do not).

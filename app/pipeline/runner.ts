@@ -218,8 +218,8 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
         })),
       };
       await rm(out, { recursive: true, force: true });
-      const r = await buildMoe(parseMoeConfig(doc, '/'), out, { signal: ctx.signal, onProgress: (e) => ctx.progress(e.phase, e.total ? e.done / e.total : 0, e.detail) });
-      for (const n of r.notices) ctx.log('warn', n);
+      const r = await buildMoe(parseMoeConfig(doc, '/'), out, { signal: ctx.signal, onWarning: (m) => ctx.log('warn', m), onProgress: (e) => ctx.progress(e.phase, e.total ? e.done / e.total : 0, e.detail) });
+      for (const n of r.notices) if (n !== r.drift.warning) ctx.log('warn', n);
       r.routingAccuracy?.forEach((a, l) => ctx.series('routing_accuracy', l, a));
       return { artefact: r.out, kind: 'model', metrics: { architecture: r.architecture.arch, experts: r.numExperts, top_k: r.topK, routing_accuracy: r.routingAccuracy, seed_agreement: r.seedAgreement } };
     }

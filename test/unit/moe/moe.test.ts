@@ -113,7 +113,13 @@ test('uniform is gate-less (all experts, equal weights); random is seeded', asyn
 test('spec-* experts trigger the drift warning with its remedies', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const r = await buildMoe(recipe({ gate_mode: 'random' }, 'spec'), join(dir, 'spec'));
+    const early: string[] = [];
+    let writingSeen = false;
+    const r = await buildMoe(recipe({ gate_mode: 'random' }, 'spec'), join(dir, 'spec'), {
+      onWarning: (m) => early.push(`${writingSeen ? 'late' : 'early'}: ${m}`),
+      onProgress: (p) => { if (p.phase === 'writing') writingSeen = true; },
+    });
+    assert.match(early[0] ?? '', /^early: .*will likely fail/, 'the drift warning comes before any tensor is written');
     assert.ok(r.drift.experts.every((d) => d.nonFfnMax > 0.02));
     assert.match(r.drift.warning!, /will likely fail.*non_expert_weights: average/);
     const avg = await buildMoe(recipe({ gate_mode: 'random', non_expert_weights: 'average' }, 'spec'), join(dir, 'avg'));
