@@ -2,7 +2,6 @@
  * Local evaluation of a model folder (optionally + a LoRA adapter) on JSONL tasks, with metrics as
  * lm-evaluation-harness defines them (research §7) and, for MoE models, routing statistics.
  */
-import { basename } from 'node:path';
 import { RoutingAccumulator, type LayerRouting } from '../core/routing-stats.js';
 import { Decoder, type ForwardResult } from '../runtime/decoder.js';
 import { withCheckpoint } from '../io/checkpoint.js';
@@ -184,8 +183,4 @@ function argmax(xs: number[]): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
   return best;
-}
-
-export function describeModel(report: EvalReport): string {
-  return report.adapter ? `${basename(report.model)}+${basename(report.adapter)}` : basename(report.model);
 }

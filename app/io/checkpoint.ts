@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { expectedTensors } from '../core/architectures.js';
+import type { DType } from '../core/dtypes.js';
 import { CheckpointError } from '../core/errors.js';
 import { ConfigError, parseModelConfig, type ModelConfig } from '../core/hf-config.js';
 import { LoraConfigError, mapAdapterTensors, parseLoraConfig, type AdapterTensorMap, type LoraConfig } from '../core/lora.js';
@@ -279,6 +280,12 @@ export class Checkpoint {
     const out: Record<string, number> = {};
     for (const { info } of this.tensors.values()) out[info.dtype] = (out[info.dtype] ?? 0) + 1;
     return out;
+  }
+
+  /** The float dtype most tensors are stored in (BF16/F16), else F32: the default output dtype of jobs. */
+  get storedFloatDtype(): DType {
+    const d = Object.entries(this.dtypes).sort((a, b) => b[1] - a[1])[0]?.[0];
+    return d === 'BF16' || d === 'F16' ? d : 'F32';
   }
 
   /** Bytes read so far from safetensors files (headers on open; tensors when read). */

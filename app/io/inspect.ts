@@ -3,41 +3,11 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { checkAdapterAgainstBase } from '../core/compat.js';
 import { moduleScaling } from '../core/lora.js';
+import type { Inspection } from '../core/inspection.js';
 import { Checkpoint } from './checkpoint.js';
 import { summarize } from './summary.js';
 
-export interface Inspection {
-  path: string;
-  kind: 'model' | 'adapter' | 'safetensors';
-  architecture: string | null;
-  model_type: string | null;
-  family: string | null;
-  num_parameters: number;
-  /** Tensor count per dtype. */
-  dtypes: Record<string, number>;
-  num_layers: number | null;
-  hidden_size: number | null;
-  vocab_size: number | null;
-  num_experts: number | null;
-  num_tensors: number;
-  /** Bytes on disk of the weight files and the configs read. */
-  total_bytes: number;
-  /** Bytes of safetensors files actually read (headers only). */
-  bytes_read: number;
-  num_files: number;
-  tokenizer_sha256: string | null;
-  adapter: null | {
-    r: number;
-    lora_alpha: number;
-    scaling: number;
-    use_rslora: boolean;
-    target_modules: string[];
-    num_modules: number;
-    base_model: string | null;
-    base_found: boolean;
-  };
-  problems: string[];
-}
+export type { Inspection };
 
 export async function inspectCheckpoint(path: string): Promise<Inspection> {
   const ck = await Checkpoint.open(path);

@@ -4,7 +4,7 @@
  * (gradients at the layer's position in its slice, filters by tensor name), and its output shape and
  * dtype. Planning reads headers only; execution streams tensors (execute.ts).
  */
-import type { DType } from '../core/dtypes.js';
+import { torchDTypeName, type DType } from '../core/dtypes.js';
 import { compareCheckpoints, type Difference } from '../core/compat.js';
 import { CheckpointError } from '../core/errors.js';
 import type { Checkpoint } from '../io/checkpoint.js';
@@ -68,7 +68,7 @@ export function planMerge(recipe: MergeRecipe, cks: Checkpoint[], opts: { outDty
     else layerNames.set(`${m[1]}{}${m[3]}`, []);
   }
   const layerTemplates = [...layerNames.keys()];
-  const outDtype = opts.outDtype ?? recipe.outDtype ?? storedDtype(ref);
+  const outDtype = opts.outDtype ?? recipe.outDtype ?? ref.storedFloatDtype;
 
   const tasks: TensorTask[] = [];
   const resolveFor = (src: SliceSource, sliceParams: Record<string, Setting>, t: number, name: string) => {
@@ -154,15 +154,9 @@ export function planMerge(recipe: MergeRecipe, cks: Checkpoint[], opts: { outDty
     config['num_hidden_layers'] = outLayer;
     const embed = tasks.find((t) => t.name.endsWith('embed_tokens.weight'));
     if (embed) config['vocab_size'] = embed.shape[0];
-    config['torch_dtype'] = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[outDtype as 'F32'] ?? 'float32';
+    config['torch_dtype'] = torchDTypeName(outDtype);
   }
   return { tasks, config, reference: refIdx, notices, numLayers: outLayer };
-}
-
-function storedDtype(ck: Checkpoint): DType {
-  const counts = Object.entries(ck.dtypes).sort((a, b) => b[1] - a[1]);
-  const d = counts[0]?.[0];
-  return d === 'BF16' || d === 'F16' ? d : 'F32';
 }
 
 /**

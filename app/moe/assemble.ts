@@ -138,7 +138,7 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
       opts.onWarning?.(drift.warning);
     }
 
-    const outDtype: DType = recipe.outDtype ?? dominantDtype(base);
+    const outDtype: DType = recipe.outDtype ?? base.storedFloatDtype;
     // Only prompt- and data-driven routers need the tokenizer (random/uniform MoEs of bare weights do not).
     let tokenizer: TextTokenizer | undefined;
     const tokFor = () => (tokenizer ??= TextTokenizer.load(recipe.base, cfg.eosTokenId));
@@ -323,11 +323,6 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
     await reader.close();
     await Promise.all(opened.map((c) => c.close()));
   }
-}
-
-function dominantDtype(ck: Checkpoint): DType {
-  const d = Object.entries(ck.dtypes).sort((a, b) => b[1] - a[1])[0]?.[0];
-  return d === 'BF16' || d === 'F16' ? d : 'F32';
 }
 
 function modelCard(recipe: MoeRecipe, arch: ArchChoice, topK: number, drift: DriftReport, acc: number[] | null, agreement: number | null, notices: string[]): string {

@@ -1,43 +1,15 @@
 /**
  * What each service method returns (app/api/service.ts), as the renderer sees it after JSON. The
- * request side comes straight from the contract (app/api/contract.ts); these result shapes are
- * restated here because their sources live in layers the renderer must not import (io, store, runner).
+ * request side comes straight from the contract (app/api/contract.ts); results defined in app/core
+ * are imported, the others restated here because their sources live in layers the renderer must not
+ * import (io, store, runner).
  */
+import type { Inspection } from '../../../app/core/inspection';
 import type { MergeMethodInfo } from '../../../app/core/merge/types';
 import type { NodeTypeDef } from '../../../app/core/pipeline/node-types';
 import type { PipelineDoc } from '../../../app/core/pipeline/document';
 
-export type { MergeMethodInfo, NodeTypeDef, PipelineDoc };
-
-export interface Inspection {
-  path: string;
-  kind: 'model' | 'adapter' | 'safetensors';
-  architecture: string | null;
-  model_type: string | null;
-  family: string | null;
-  num_parameters: number;
-  dtypes: Record<string, number>;
-  num_layers: number | null;
-  hidden_size: number | null;
-  vocab_size: number | null;
-  num_experts: number | null;
-  num_tensors: number;
-  total_bytes: number;
-  bytes_read: number;
-  num_files: number;
-  tokenizer_sha256: string | null;
-  adapter: null | {
-    r: number;
-    lora_alpha: number;
-    scaling: number;
-    use_rslora: boolean;
-    target_modules: string[];
-    num_modules: number;
-    base_model: string | null;
-    base_found: boolean;
-  };
-  problems: string[];
-}
+export type { Inspection, MergeMethodInfo, NodeTypeDef, PipelineDoc };
 
 export type DirEntryKind = 'dir' | 'model' | 'adapter' | 'dataset' | 'safetensors' | 'file';
 
