@@ -21,7 +21,7 @@ export const evolveCommand: Command = {
         onGeneration: (g) => process.stderr.write(`generation ${g.generation}: best ${g.best.toFixed(4)}, mean ${g.mean.toFixed(4)}, best so far ${g.bestSoFar.toFixed(4)} (σ ${g.sigma.toFixed(3)}, ${g.evaluations} evaluations)\n`),
       });
       if (values.json) console.log(JSON.stringify(r, null, 2));
-      else console.log(`best fitness ${r.bestFitness.toFixed(4)} (default recipe ${r.defaultFitness.toFixed(4)}) after ${r.evaluations} evaluations in ${r.seconds.toFixed(0)} s\n  model: ${r.out}/model\n  recipe: ${r.out}/best_recipe.yml, log: ${r.out}/evolution_log.json`);
+      else console.log(`best fitness ${r.bestFitness.toFixed(4)} (mergekit's default recipe ${r.defaultFitness.toFixed(4)}, search start ${r.startFitness.toFixed(4)}) after ${r.evaluations} evaluations in ${r.seconds.toFixed(0)} s\n  model: ${r.out}/model\n  recipe: ${r.out}/best_recipe.yml, log: ${r.out}/evolution_log.json`);
       return 0;
     } finally {
       process.off('SIGINT', onSigint);

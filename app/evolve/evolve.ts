@@ -5,10 +5,10 @@
  * of plain merges is often 0 everywhere, which gives the search nothing to climb). Runs on this
  * machine with our own merge engine and runtime: no GPU cluster, no Ray.
  *
- * Genome → recipe (as mergekit-evolve decodes it): weight = |x|, density = clamp(|x|, 0.01, 1); a
- * model's per-group values become a mergekit gradient list across the layers. The search starts at
- * the method's default recipe (weights equal, density 0.5), which is evaluated first, so the result is
- * never worse than the default on the fitness data.
+ * Genome → recipe (as mergekit-evolve decodes it): weight = |x|, density = clamp(|x|, 0.05, 1); a
+ * model's per-group values become a mergekit gradient list across the layers. mergekit's default recipe
+ * for the method is evaluated first as the baseline (the result is never worse on the fitness data); the
+ * search starts from equal weights and density 0.5 (defaultGenome), unnormalised for TIES (decodeGenome).
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -35,6 +35,8 @@ export interface EvolveRecipe {
   seed: number;
   dtype: string;
   limit?: number;
+  /** TIES/DARE-TIES: divide by the agreeing weights' sum (mergekit's default) or not (ours, see decodeGenome). */
+  normalize: boolean;
 }
 
 export interface GenerationLog {
@@ -50,6 +52,8 @@ export interface EvolveResult {
   out: string;
   bestFitness: number;
   defaultFitness: number;
+  /** Fitness of the search's starting recipe (defaultGenome). */
+  startFitness: number;
   bestConfig: Record<string, unknown>;
   generations: GenerationLog[];
   evaluations: number;
@@ -63,7 +67,7 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
     throw new Error(`${yamlPath}: ${m}`);
   };
   if (typeof y !== 'object' || y === null) bad('the config must be a mapping');
-  const known = new Set(['base_model', 'models', 'merge_method', 'layer_groups', 'fitness', 'budget', 'popsize', 'sigma', 'random_seed', 'dtype', 'limit']);
+  const known = new Set(['base_model', 'models', 'merge_method', 'layer_groups', 'fitness', 'budget', 'popsize', 'sigma', 'random_seed', 'dtype', 'limit', 'normalize']);
   for (const k of Object.keys(y)) if (!known.has(k)) bad(`unknown key "${k}" (supported: ${[...known].join(', ')})`);
   const abs = (p: unknown, what: string) => (typeof p === 'string' && p ? (isAbsolute(p) ? p : join(dir, p)) : bad(`${what} must be a path`));
   const method = (y['merge_method'] ?? 'ties') as string;
@@ -87,12 +91,26 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
     seed: int(y['random_seed'], 0, 'random_seed', 0),
     dtype: typeof y['dtype'] === 'string' ? y['dtype'] : 'float32',
     limit: y['limit'] === undefined ? undefined : int(y['limit'], 0, 'limit'),
+    normalize: y['normalize'] === undefined ? false : typeof y['normalize'] === 'boolean' ? y['normalize'] : bad('normalize must be true or false'),
   };
 }
 
+/**
+ * Lowest density a genome decodes to. Magnitude trimming refuses to keep no entries (as mergekit asserts
+ * k > 0), and 0.01 of a 96-wide norm vector is 0: 0.05 keeps ≥ 3 entries of any tensor of ≥ 64 values.
+ */
+const MIN_DENSITY = 0.05;
+
 const usesDensity = (m: string) => m === 'ties' || m === 'dare_ties';
 
-/** mergekit config for a genome. */
+/**
+ * mergekit config for a genome. TIES is searched unnormalised by default: with `normalize: true` the
+ * merged delta is divided by the agreeing weights' sum, so the weights' common scale cancels (one wasted
+ * dimension per layer group) and the delta can never be smaller than an average of agreeing task vectors.
+ * On the ffn-* fixtures that is the difference between −4.08 (normalised, default) and −3.12 (weights 0.4,
+ * density 0.3, unnormalised) seed log-likelihood; linear is −3.23. `normalize: true` restores
+ * mergekit-evolve's behaviour.
+ */
 export function decodeGenome(r: EvolveRecipe, x: number[]): Record<string, unknown> {
   const G = r.layerGroups;
   const per = usesDensity(r.method) ? 2 : 1;
@@ -106,25 +124,45 @@ export function decodeGenome(r: EvolveRecipe, x: number[]): Record<string, unkno
       for (let g = 0; g < G; g++) {
         const o = (i * G + g) * per;
         w.push(Math.abs(x[o]!));
-        if (per === 2) d.push(Math.min(1, Math.max(0.01, Math.abs(x[o + 1]!))));
+        if (per === 2) d.push(Math.min(1, Math.max(MIN_DENSITY, Math.abs(x[o + 1]!))));
       }
       return { model: m, parameters: { weight: list(w), ...(per === 2 ? { density: list(d) } : {}) } };
     }),
-    ...(r.method === 'ties' || r.method === 'dare_ties' ? { parameters: { normalize: true } } : {}),
+    ...(usesDensity(r.method) ? { parameters: { normalize: r.normalize } } : {}),
     dtype: r.dtype,
   };
 }
 
-/** Mergekit's defaults as a genome: every weight 1 (TIES normalises) or 1/n (linear, task arithmetic), density 0.5. */
+/**
+ * Where the search starts: equal weights — 1 when the method normalises them (linear, normalised TIES),
+ * else 1/n, i.e. the models' mean task vector — and density 0.5.
+ */
 export function defaultGenome(r: EvolveRecipe): number[] {
   const per = usesDensity(r.method) ? 2 : 1;
-  const w = r.method === 'ties' || r.method === 'dare_ties' ? 1 : 1 / r.models.length;
+  const normalises = r.method === 'linear' || (usesDensity(r.method) && r.normalize);
+  const w = normalises ? 1 : 1 / r.models.length;
   const x: number[] = [];
   for (let i = 0; i < r.models.length * r.layerGroups; i++) {
     x.push(w);
     if (per === 2) x.push(0.5);
   }
   return x;
+}
+
+/**
+ * The recipe a user would write without a search — mergekit's documented defaults (TIES/DARE-TIES:
+ * every weight 1, density 0.5, normalised; linear: equal weights; task arithmetic: weights 1/n) —
+ * evaluated first as the baseline the result is judged against and never worse than.
+ */
+export function baselineConfig(r: EvolveRecipe): Record<string, unknown> {
+  const w = r.method === 'task_arithmetic' ? 1 / r.models.length : 1;
+  return {
+    merge_method: r.method,
+    ...(r.method === 'linear' ? {} : { base_model: r.base }),
+    models: r.models.map((m) => ({ model: m, parameters: { weight: w, ...(usesDensity(r.method) ? { density: 0.5 } : {}) } })),
+    ...(usesDensity(r.method) ? { parameters: { normalize: true } } : {}),
+    dtype: r.dtype,
+  };
 }
 
 /** Items of the fitness files as (prompt, answer) pairs: `{prompt, answer}`, or `{text}` split at its last " =". */
@@ -181,10 +219,10 @@ export async function evolveMerge(r: EvolveRecipe, outDir: string, opts: { signa
   await mkdir(scratch, { recursive: true });
   try {
     let evaluations = 0;
-    const evaluate = async (x: number[]): Promise<number> => {
+    const evaluate = async (config: Record<string, unknown>): Promise<number> => {
       opts.signal?.throwIfAborted();
       const dir = join(scratch, `c${evaluations}`);
-      await runMerge(parseMergeConfig(decodeGenome(r, x), '/'), dir, { seed: r.seed, workers: 1, signal: opts.signal });
+      await runMerge(parseMergeConfig(config, '/'), dir, { seed: r.seed, workers: 1, signal: opts.signal });
       try {
         const f = await answerLogLikelihood(dir, items, opts.signal);
         evaluations++;
@@ -194,18 +232,24 @@ export async function evolveMerge(r: EvolveRecipe, outDir: string, opts: { signa
         await rm(dir, { recursive: true, force: true });
       }
     };
+    const base = baselineConfig(r);
+    const defaultFitness = await evaluate(base);
+    let best: { config: Record<string, unknown>; x: number[] | null; f: number } = { config: base, x: null, f: defaultFitness };
     const x0 = defaultGenome(r);
-    const defaultFitness = await evaluate(x0);
-    let best = { x: x0, f: defaultFitness };
+    const start = decodeGenome(r, x0);
+    // The start differs from the baseline unless normalised TIES/linear is searched; then it is the same recipe.
+    const startFitness = JSON.stringify(start) === JSON.stringify(base) ? defaultFitness : await evaluate(start);
+    if (startFitness > best.f) best = { config: start, x: x0, f: startFitness };
     const es = new CmaEs(x0, { sigma0: r.sigma, popsize: r.popsize, seed: r.seed });
     const generations: GenerationLog[] = [];
     while (evaluations + es.lambda <= r.budget) {
       const xs = es.ask();
       const fs: number[] = [];
       for (const x of xs) {
-        const f = await evaluate(x);
+        const config = decodeGenome(r, x);
+        const f = await evaluate(config);
         fs.push(f);
-        if (f > best.f) best = { x, f };
+        if (f > best.f) best = { config, x, f };
       }
       es.tell(fs.map((f) => -f));
       const g: GenerationLog = { generation: es.generation, evaluations, best: Math.max(...fs), mean: fs.reduce((a, b) => a + b, 0) / fs.length, sigma: es.sigma, bestSoFar: best.f };
@@ -213,12 +257,12 @@ export async function evolveMerge(r: EvolveRecipe, outDir: string, opts: { signa
       opts.onGeneration?.(g);
     }
     await rm(scratch, { recursive: true, force: true });
-    const bestConfig = decodeGenome(r, best.x);
+    const bestConfig = best.config;
     await runMerge(parseMergeConfig(bestConfig, '/'), out.path('model'), { seed: r.seed, signal: opts.signal });
     await out.writeFile('best_recipe.yml', toYaml(bestConfig));
-    await out.writeFile('evolution_log.json', JSON.stringify({ recipe: r, default_fitness: defaultFitness, best_fitness: best.f, best_genome: best.x, generations }, null, 2) + '\n');
+    await out.writeFile('evolution_log.json', JSON.stringify({ recipe: r, baseline: base, default_fitness: defaultFitness, start_fitness: startFitness, best_fitness: best.f, best_genome: best.x, generations }, null, 2) + '\n');
     const target = await out.commit();
-    return { out: target, bestFitness: best.f, defaultFitness, bestConfig, generations, evaluations, seconds: (performance.now() - t0) / 1000 };
+    return { out: target, bestFitness: best.f, defaultFitness, startFitness, bestConfig, generations, evaluations, seconds: (performance.now() - t0) / 1000 };
   } catch (e) {
     await out.abort();
     throw e;

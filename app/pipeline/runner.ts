@@ -281,6 +281,7 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
         models: inputOf('models').map((x) => x.result.artefact!),
         method: p['method'] as 'ties',
         layerGroups: Number(p['layer_groups'] ?? 2),
+        normalize: p['normalize'] === true,
         fitness: inputOf('fitness').map((x) => x.result.artefact!),
         budget: Number(p['budget'] ?? 40),
         sigma: 1 / 6,
@@ -292,7 +293,7 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
         onEvaluation: (n) => ctx.progress('evolving', Math.min(1, n / Number(p['budget'] ?? 40)), `${n} evaluations`),
         onGeneration: (g) => ctx.series('fitness', g.generation, { best: g.best, mean: g.mean, best_so_far: g.bestSoFar, sigma: g.sigma }),
       });
-      return { artefact: join(r.out, 'model'), kind: 'model', metrics: { best_fitness: r.bestFitness, default_fitness: r.defaultFitness, evaluations: r.evaluations } };
+      return { artefact: join(r.out, 'model'), kind: 'model', metrics: { best_fitness: r.bestFitness, default_fitness: r.defaultFitness, start_fitness: r.startFitness, evaluations: r.evaluations } };
     }
     case 'evaluate': {
       const model = inputOf('model')[0]!.result.artefact!;

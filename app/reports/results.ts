@@ -13,8 +13,6 @@ import { runMerge } from '../merge/execute.js';
 import { buildMoe } from '../moe/assemble.js';
 import { parseMoeConfig, type GateMode } from '../moe/config.js';
 import { runMoinResults } from '../moin/results.js';
-import { answerLogLikelihood, evolveMerge, fitnessItems, parseEvolveYaml } from '../evolve/evolve.js';
-import { stringify as toYaml } from 'yaml';
 
 const SKILLS = ['add', 'upper', 'rev', 'sort'] as const;
 
@@ -94,25 +92,9 @@ export async function runResults(opts: ResultsOptions): Promise<{ rows: Row[]; s
       }
     }
     if (want('evolved')) {
-      // Evolution: CMA-ES over TIES parameters of the ffn-* specialists, fitness from the seed sets,
-      // judged on the held-out eval sets beside default TIES and linear.
-      const fitness = SKILLS.map((s) => join(demo, 'eval', `${s}.seed.jsonl`));
-      const recipe = parseEvolveYaml(toYaml({ base_model: join(demo, 'models', 'base'), models: SKILLS.map((s) => join(demo, 'models', `ffn-${s}`)), merge_method: 'ties', layer_groups: 2, fitness, budget: 40, random_seed: 1 }), join(tmp, 'evolve.yml'));
-      const evo = await evolveMerge(recipe, join(tmp, 'evolved'));
-      const heldOut = await fitnessItems(gen);
-      const compare: [string, string][] = [['linear(ffn-*)', 'linear'], ['ties(ffn-*) default', 'ties'], ['ties(ffn-*) evolved', 'evolved']];
-      for (const [name, kind] of compare) {
-        let dir = join(tmp, 'evolved', 'model');
-        if (kind !== 'evolved') {
-          dir = join(tmp, `evo-${kind}`);
-          const doc = kind === 'linear'
-            ? { merge_method: 'linear', models: SKILLS.map((s) => ({ model: `ffn-${s}`, parameters: { weight: 1 } })) }
-            : { merge_method: 'ties', base_model: 'base', models: SKILLS.map((s) => ({ model: `ffn-${s}`, parameters: { weight: 1, density: 0.5 } })), parameters: { normalize: true } };
-          await runMerge(parseMergeConfig(doc, join(demo, 'models')), dir);
-        }
-        const ll = await answerLogLikelihood(dir, heldOut);
-        await score('evolutionary merge search (CMA-ES, 40 evaluations)', name, dir, undefined, `held-out answer log-likelihood ${ll.toFixed(3)}${kind === 'evolved' ? ` (seed fitness ${evo.defaultFitness.toFixed(3)} → ${evo.bestFitness.toFixed(3)})` : ''}`);
-      }
+      // Evolution: CMA-ES over TIES parameters of the ffn-* specialists, judged on held-out answers.
+      const { runEvolveResults } = await import('../evolve/results.js');
+      sections.push((await runEvolveResults({ demo, log })).markdown);
     }
     if (want('expanded')) {
       // UpIT: sft-step250…1000 grown to 8 experts; MoEs (calibrated, top-2) of the 4 originals and of

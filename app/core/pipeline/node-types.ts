@@ -118,6 +118,7 @@ export const NODE_TYPES: Record<string, NodeTypeDef> = {
     params: [
       { key: 'method', label: 'Method', kind: 'enum', default: 'ties', choices: ['ties', 'dare_ties', 'task_arithmetic', 'linear'] },
       { key: 'layer_groups', label: 'Layer groups', kind: 'integer', default: 2 },
+      { key: 'normalize', label: 'Normalise TIES weights (mergekit-evolve)', kind: 'boolean', default: false },
       { key: 'budget', label: 'Evaluations', kind: 'integer', default: 40 },
       { key: 'seed', label: 'Random seed', kind: 'integer', default: 0 },
       { key: 'limit', label: 'Fitness items per file (0 = all)', kind: 'integer', default: 0 },

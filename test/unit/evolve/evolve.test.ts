@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CmaEs, jacobiEigen } from '../../../app/core/cmaes.js';
-import { decodeGenome, defaultGenome, evolveMerge, fitnessItems, parseEvolveYaml } from '../../../app/evolve/evolve.js';
+import { baselineConfig, decodeGenome, defaultGenome, evolveMerge, fitnessItems, parseEvolveYaml } from '../../../app/evolve/evolve.js';
 import { DEMO, model, tempDir } from '../../helpers/paths.js';
 
 test('CMA-ES minimises a shifted ellipsoid and is deterministic for a seed', () => {
@@ -29,10 +29,17 @@ test('genomes decode to mergekit recipes with per-layer-group gradients; fitness
   const x = defaultGenome(r);
   assert.equal(x.length, 2 * 2 * 2);
   x[1] = -0.2; // density → |x|
+  x[3] = 0.001; // density floor 0.05
   x[2] = 0.7; // weight of model 0, group 1
-  const c = decodeGenome(r, x) as { models: { model: string; parameters: { weight: number[]; density: number[] } }[]; base_model: string };
+  const c = decodeGenome(r, x) as { models: { model: string; parameters: { weight: number[]; density: number[] } }[]; base_model: string; parameters: unknown };
   assert.equal(c.base_model, '/w/b');
-  assert.deepEqual(c.models[0]!.parameters, { weight: [1, 0.7], density: [0.2, 0.5] });
+  // Unnormalised TIES starts at the mean task vector (weights 1/n); normalised TIES at weights 1.
+  assert.deepEqual(c.models[0]!.parameters, { weight: [0.5, 0.7], density: [0.2, 0.05] });
+  assert.deepEqual(c.parameters, { normalize: false });
+  const rn = parseEvolveYaml(`base_model: b\nmodels: [x, y]\nfitness: [f.jsonl]\nnormalize: true\n`, '/w/evo.yml');
+  assert.deepEqual((decodeGenome(rn, defaultGenome(rn)) as { models: { parameters: unknown }[]; parameters: unknown }).models[1]!.parameters, { weight: [1, 1], density: [0.5, 0.5] });
+  assert.deepEqual(baselineConfig(r).parameters, { normalize: true });
+  assert.throws(() => parseEvolveYaml('models: [a, b]\nfitness: [f]\nnormalize: 1\nbase_model: b', '/w/e.yml'), /normalize must be true or false/);
   assert.throws(() => parseEvolveYaml('models: [a, b]\nfitness: [f]\nmerge_method: slerp\nbase_model: b', '/w/e.yml'), /cannot be evolved/);
   const items = await fitnessItems([join(DEMO, 'eval', 'add.seed.jsonl')], 3);
   assert.equal(items.length, 3);
@@ -43,16 +50,20 @@ test('genomes decode to mergekit recipes with per-layer-group gradients; fitness
 test('evolving TIES of the ffn-* specialists improves the fitness over the default recipe, deterministically', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    const yaml = `base_model: ${model('base')}\nmodels: [${['add', 'upper', 'rev', 'sort'].map((s) => model(`ffn-${s}`)).join(', ')}]\nmerge_method: ties\nlayer_groups: 1\nfitness: [${['add', 'upper', 'rev', 'sort'].map((s) => join(DEMO, 'eval', `${s}.seed.jsonl`)).join(', ')}]\nbudget: 13\npopsize: 6\nlimit: 6\nrandom_seed: 5\n`;
+    const yaml = `base_model: ${model('base')}\nmodels: [${['add', 'upper', 'rev', 'sort'].map((s) => model(`ffn-${s}`)).join(', ')}]\nmerge_method: ties\nlayer_groups: 1\nfitness: [${['add', 'upper', 'rev', 'sort'].map((s) => join(DEMO, 'eval', `${s}.seed.jsonl`)).join(', ')}]\nbudget: 14\npopsize: 6\nlimit: 6\nrandom_seed: 5\n`;
     const r = parseEvolveYaml(yaml, join(dir, 'evo.yml'));
     const gens: number[] = [];
     const a = await evolveMerge(r, join(dir, 'a'), { onGeneration: (g) => gens.push(g.bestSoFar) });
     assert.equal(a.generations.length, 2);
-    assert.ok(a.bestFitness >= a.defaultFitness);
+    assert.ok(a.bestFitness > a.defaultFitness, `${a.bestFitness} vs default ${a.defaultFitness}`);
+    assert.ok(a.bestFitness >= a.startFitness);
+    assert.equal(a.evaluations, 14); // baseline + start + 2 generations of 6
     assert.ok(gens[1]! >= gens[0]!);
     assert.deepEqual(readdirSync(join(dir, 'a')).sort(), ['best_recipe.yml', 'evolution_log.json', 'model']);
     const log = JSON.parse(readFileSync(join(dir, 'a', 'evolution_log.json'), 'utf8'));
     assert.equal(log.generations.length, 2);
+    assert.equal(log.default_fitness, a.defaultFitness);
+    assert.equal(log.start_fitness, a.startFitness);
     const b = await evolveMerge(r, join(dir, 'b'));
     assert.equal(b.bestFitness, a.bestFitness);
     assert.deepEqual(b.bestConfig, a.bestConfig);
