@@ -22,7 +22,12 @@ export const moeCommand: Command = {
     }
     // `routing: sequence` is MoIN's sequence-level routing: one expert per query, its own command.
     const { parse } = await import('yaml');
-    const doc = parse(text) as { routing?: unknown } | null;
+    let doc: { routing?: unknown } | null = null;
+    try {
+      doc = parse(text) as { routing?: unknown } | null;
+    } catch {
+      // parseMoeYaml below reports it, naming the file.
+    }
     if (doc && doc.routing === 'sequence') return (await import('./moin.js')).moinCommand.run(['build', ...args]);
     const recipe = parseMoeYaml(text, configPath);
     const ac = new AbortController();

@@ -60,15 +60,22 @@ export interface EvolveResult {
   seconds: number;
 }
 
+const EVOLVE_KEYS = ['base_model', 'models', 'merge_method', 'layer_groups', 'normalize', 'fitness', 'budget', 'popsize', 'sigma', 'random_seed', 'dtype', 'limit'];
+const DTYPES = ['float32', 'float16', 'bfloat16'];
+
 export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
-  const y = parseYaml(text) as Record<string, unknown>;
   const dir = resolve(yamlPath, '..');
   const bad = (m: string): never => {
     throw new Error(`${yamlPath}: ${m}`);
   };
-  if (typeof y !== 'object' || y === null) bad('the config must be a mapping');
-  const known = new Set(['base_model', 'models', 'merge_method', 'layer_groups', 'fitness', 'budget', 'popsize', 'sigma', 'random_seed', 'dtype', 'limit', 'normalize']);
-  for (const k of Object.keys(y)) if (!known.has(k)) bad(`unknown key "${k}" (supported: ${[...known].join(', ')})`);
+  let y: Record<string, unknown> = {};
+  try {
+    y = parseYaml(text) as Record<string, unknown>;
+  } catch (e) {
+    bad(`not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (typeof y !== 'object' || y === null || Array.isArray(y)) bad('the config must be a mapping (base_model, models, fitness, …)');
+  for (const k of Object.keys(y)) if (!EVOLVE_KEYS.includes(k)) bad(`unknown key "${k}" (supported: ${EVOLVE_KEYS.join(', ')})`);
   const abs = (p: unknown, what: string) => (typeof p === 'string' && p ? (isAbsolute(p) ? p : join(dir, p)) : bad(`${what} must be a path`));
   const method = (y['merge_method'] ?? 'ties') as string;
   if (!['ties', 'dare_ties', 'task_arithmetic', 'linear'].includes(method)) bad(`merge_method "${method}" cannot be evolved (ties, dare_ties, task_arithmetic, linear can)`);
@@ -79,20 +86,35 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
     if (!Number.isInteger(n) || (n as number) < min) bad(`${what} must be an integer ≥ ${min}`);
     return n as number;
   };
-  return {
+  const model = (m: unknown, i: number) => {
+    if (typeof m !== 'object' || m === null) return abs(m, `models[${i}]`);
+    // The search sets each model's parameters itself; anything else here would be silently ignored.
+    const extra = Object.keys(m).filter((k) => k !== 'model');
+    if (extra.length) bad(`models[${i}]: only "model" is read (the search chooses the parameters); remove ${extra.map((k) => `"${k}"`).join(', ')}`);
+    return abs((m as { model?: unknown }).model, `models[${i}]`);
+  };
+  const sigma = y['sigma'] ?? 1 / 6;
+  if (typeof sigma !== 'number' || !(sigma > 0) || !Number.isFinite(sigma)) bad('sigma must be a positive number (the initial step of the search, in weight/density units; default 1/6)');
+  const dtype = y['dtype'] ?? 'float32';
+  if (typeof dtype !== 'string' || !DTYPES.includes(dtype)) bad(`dtype must be one of ${DTYPES.join(', ')}`);
+  const r: EvolveRecipe = {
     base: abs(y['base_model'], 'base_model'),
-    models: (y['models'] as unknown[]).map((m, i) => abs(typeof m === 'object' && m !== null ? (m as { model?: unknown }).model : m, `models[${i}]`)),
+    models: (y['models'] as unknown[]).map(model),
     method: method as EvolveRecipe['method'],
     layerGroups: int(y['layer_groups'], 2, 'layer_groups'),
     fitness: (y['fitness'] as unknown[]).map((f, i) => abs(f, `fitness[${i}]`)),
     budget: int(y['budget'], 60, 'budget', 2),
     popsize: y['popsize'] === undefined ? undefined : int(y['popsize'], 8, 'popsize', 2),
-    sigma: typeof y['sigma'] === 'number' && y['sigma'] > 0 ? y['sigma'] : 1 / 6,
+    sigma: sigma as number,
     seed: int(y['random_seed'], 0, 'random_seed', 0),
-    dtype: typeof y['dtype'] === 'string' ? y['dtype'] : 'float32',
+    dtype: dtype as string,
     limit: y['limit'] === undefined ? undefined : int(y['limit'], 0, 'limit'),
     normalize: y['normalize'] === undefined ? false : typeof y['normalize'] === 'boolean' ? y['normalize'] : bad('normalize must be true or false'),
   };
+  // Baseline + start + at least one generation, or the run would only evaluate the defaults.
+  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(defaultGenome(r).length));
+  if (r.budget < 2 + lambda) bad(`budget ${r.budget} leaves no generation: it needs at least ${2 + lambda} evaluations (the baseline, the start, and one generation of ${lambda}); raise budget or lower popsize`);
+  return r;
 }
 
 /**

@@ -138,6 +138,13 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
       opts.onWarning?.(drift.warning);
     }
 
+    if (recipe.sharedExpert.kind === 'model' && recipe.sharedExpert.positivePrompts.length > 0) {
+      // mergekit-moe derives the shared expert's gate from these prompts; ours starts every
+      // shared_expert_gate at 0 (sigmoid ½: a constant half weight), which fine-tuning then moves.
+      const m = 'shared_experts[0].positive_prompts are not used: the shared expert\'s gate starts at zero (a constant ½ weight, as for shared_expert: true)';
+      notices.push(m);
+      opts.onWarning?.(m);
+    }
     const outDtype: DType = recipe.outDtype ?? base.storedFloatDtype;
     // Only prompt- and data-driven routers need the tokenizer (random/uniform MoEs of bare weights do not).
     let tokenizer: TextTokenizer | undefined;
@@ -232,7 +239,18 @@ export async function buildMoe(recipe: MoeRecipe, outDir: string, opts: MoeBuild
       if (arch.arch === 'qwen2_moe') {
         for (const part of FFN) {
           const src = `model.layers.${l}.mlp.${part}.weight`;
-          tensors.push({ name: `model.layers.${l}.mlp.shared_expert.${part}.weight`, shape: partShape(part), produce: () => raw(sharedIdx, src) });
+          // mergekit-moe's residual_scale scales the shared expert's down_proj as it does an expert's.
+          const scale = recipe.sharedExpert.kind === 'model' && part === 'down_proj' ? recipe.sharedExpert.residualScale : undefined;
+          tensors.push({
+            name: `model.layers.${l}.mlp.shared_expert.${part}.weight`,
+            shape: partShape(part),
+            produce: async () => {
+              if (scale === undefined) return raw(sharedIdx, src);
+              const w = await reader.read(sharedIdx, src);
+              for (let k = 0; k < w.length; k++) w[k]! *= scale;
+              return convert(w);
+            },
+          });
         }
         // Gate zero → sigmoid(0) = ½: the shared expert starts at half weight; training moves it.
         tensors.push({ name: `model.layers.${l}.mlp.shared_expert_gate.weight`, shape: [1, H], produce: async () => convert(new Float32Array(H)) });

@@ -8,7 +8,7 @@
  *   hidden_router_input | calibrated; mergekit's uniform_random is accepted too;
  * - shared_expert: true → the base's FFN becomes Qwen2-MoE's gated shared expert;
  * - non_expert_weights: base | average | {merge_method, parameters} (any merge engine method);
- * - calibration: {steps, lr, l2, class_balance, layer_order} for `calibrated`; random_seed.
+ * - calibration: {steps, lr, l2, class_balance} for `calibrated`; random_seed.
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
@@ -148,8 +148,11 @@ export function parseMoeConfig(doc: unknown, baseDir: string, where = 'config'):
   if (c['shared_experts'] !== undefined) {
     const s = c['shared_experts'];
     if (!Array.isArray(s) || s.length !== 1) bad('shared_experts must list exactly one expert');
-    const x = (s as Record<string, unknown>[])[0]!;
-    sharedExpert = { kind: 'model', model: path(x['source_model'], 'shared_experts[0].source_model'), positivePrompts: strings(x['positive_prompts'], 'shared_experts[0].positive_prompts'), residualScale: num(x['residual_scale'], 'shared_experts[0].residual_scale') };
+    const x = (s as unknown[])[0];
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) bad('shared_experts[0] must be a mapping with source_model');
+    for (const k of Object.keys(x as object)) if (!['source_model', 'positive_prompts', 'negative_prompts', 'residual_scale', 'noise_scale'].includes(k)) bad(`shared_experts[0]: unknown key "${k}" (supported: source_model, positive_prompts, residual_scale)`);
+    const sx = x as Record<string, unknown>;
+    sharedExpert = { kind: 'model', model: path(sx['source_model'], 'shared_experts[0].source_model'), positivePrompts: strings(sx['positive_prompts'], 'shared_experts[0].positive_prompts'), residualScale: num(sx['residual_scale'], 'shared_experts[0].residual_scale') };
   }
   if (sharedExpert.kind !== 'none' && architecture === 'mixtral') bad('Mixtral has no shared expert; use architecture: qwen or drop the shared expert');
   let nonExpert: NonExpertWeights = { kind: 'base' };
@@ -167,8 +170,12 @@ export function parseMoeConfig(doc: unknown, baseDir: string, where = 'config'):
     outDtype = typeof dt === 'string' ? parseDTypeName(dt) : undefined;
     if (!outDtype || !['F32', 'F16', 'BF16'].includes(outDtype)) bad(`dtype "${String(dt)}" is not one of float32, float16, bfloat16`);
   }
-  const cal = (c['calibration'] ?? {}) as Record<string, unknown>;
-  for (const k of Object.keys(cal)) if (!['steps', 'lr', 'l2', 'class_balance'].includes(k)) bad(`calibration: unknown key "${k}"`);
+  const calRaw = c['calibration'] ?? {};
+  if (typeof calRaw !== 'object' || calRaw === null || Array.isArray(calRaw)) bad('calibration must be a mapping {steps, lr, l2, class_balance}');
+  const cal = calRaw as Record<string, unknown>;
+  for (const k of Object.keys(cal)) if (!['steps', 'lr', 'l2', 'class_balance'].includes(k)) bad(`calibration: unknown key "${k}" (supported: steps, lr, l2, class_balance)`);
+  if (cal['steps'] !== undefined && !Number.isInteger(cal['steps'])) bad('calibration.steps must be a whole number of optimiser steps');
+  if (cal['class_balance'] !== undefined && typeof cal['class_balance'] !== 'boolean') bad('calibration.class_balance must be true or false');
   const calibration: CalibrationOptions = {
     // Measured on the fixtures (docs/RESULTS.md): weak L2 and more steps beat the reference's 300/1e-3.
     steps: num(cal['steps'], 'calibration.steps', 1) ?? 1000,

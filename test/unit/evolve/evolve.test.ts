@@ -41,6 +41,15 @@ test('genomes decode to mergekit recipes with per-layer-group gradients; fitness
   assert.deepEqual(baselineConfig(r).parameters, { normalize: true });
   assert.throws(() => parseEvolveYaml('models: [a, b]\nfitness: [f]\nnormalize: 1\nbase_model: b', '/w/e.yml'), /normalize must be true or false/);
   assert.throws(() => parseEvolveYaml('models: [a, b]\nfitness: [f]\nmerge_method: slerp\nbase_model: b', '/w/e.yml'), /cannot be evolved/);
+  const head = 'base_model: b\nmodels: [x, y]\nfitness: [f.jsonl]\n';
+  assert.throws(() => parseEvolveYaml('models: [a\n b', '/w/e.yml'), /^Error: \/w\/e\.yml: not valid YAML/);
+  assert.throws(() => parseEvolveYaml('- a\n- b\n', '/w/e.yml'), /the config must be a mapping/);
+  assert.throws(() => parseEvolveYaml(`${head}sigma: "0.5"\n`, '/w/e.yml'), /sigma must be a positive number/);
+  assert.throws(() => parseEvolveYaml(`${head}dtype: int8\n`, '/w/e.yml'), /dtype must be one of float32, float16, bfloat16/);
+  assert.throws(() => parseEvolveYaml('base_model: b\nmodels: [{model: x, parameters: {weight: 1}}, y]\nfitness: [f]\n', '/w/e.yml'), /models\[0\]: only "model" is read.*"parameters"/);
+  // 2 models × 2 groups × (weight, density) = 8 parameters → λ = 4 + ⌊3 ln 8⌋ = 10.
+  assert.throws(() => parseEvolveYaml(`${head}budget: 11\n`, '/w/e.yml'), /budget 11 leaves no generation: it needs at least 12/);
+  assert.equal(parseEvolveYaml(`${head}budget: 12\n`, '/w/e.yml').budget, 12);
   const items = await fitnessItems([join(DEMO, 'eval', 'add.seed.jsonl')], 3);
   assert.equal(items.length, 3);
   assert.match(items[0]!.prompt, /^add \d+ \d+ =$/);

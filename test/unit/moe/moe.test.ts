@@ -7,7 +7,7 @@ import { loraDelta } from '../../../app/core/lora.js';
 import { evaluateModel } from '../../../app/eval/evaluate.js';
 import { Checkpoint, withCheckpoint } from '../../../app/io/checkpoint.js';
 import { buildMoe } from '../../../app/moe/assemble.js';
-import { MoeRecipeError, parseMoeConfig } from '../../../app/moe/config.js';
+import { MoeRecipeError, parseMoeConfig, parseMoeYaml } from '../../../app/moe/config.js';
 import { hiddenRouters } from '../../../app/moe/routers.js';
 import { TextTokenizer } from '../../../app/runtime/tokenizer.js';
 import { DEMO, adapter, model, tempDir } from '../../helpers/paths.js';
@@ -38,6 +38,12 @@ test('mergekit-moe configs parse unchanged; bad ones name the problem', () => {
   bad({ base_model: 'b', experts: two, experts_per_token: 3 }, /experts_per_token/);
   bad({ base_model: 'b', experts: [{ source_model: 'x', source_adapter: 'a', positive_prompts: ['a'] }, two[1]] }, /exactly one of/);
   bad({ base_model: 'b', experts: two, architecture: 'mixtral', shared_expert: true }, /Mixtral has no shared expert/);
+  bad({ base_model: 'b', experts: two, shared_experts: [null] }, /shared_experts\[0\] must be a mapping/);
+  bad({ base_model: 'b', experts: two, shared_experts: [{ source_model: 's', gate: 1 }] }, /shared_experts\[0\]: unknown key "gate"/);
+  bad({ base_model: 'b', experts: two, calibration: 5 }, /calibration must be a mapping/);
+  bad({ base_model: 'b', experts: two, calibration: { class_balance: 'yes' } }, /class_balance must be true or false/);
+  bad({ base_model: 'b', experts: two, calibration: { steps: 2.5 } }, /steps must be a whole number/);
+  assert.throws(() => parseMoeYaml('experts: [a\n b', '/m/moe.yml'), /^MoeRecipeError: \/m\/moe\.yml: not valid YAML|\/m\/moe\.yml: not valid YAML/);
 });
 
 test('calibrated routers on the ffn-* experts: top-2 MoE scores well above 0.5 mean exact match; the Mixtral is complete', async () => {
@@ -166,6 +172,27 @@ test('LoRA adapters as experts: each FFN is base + its delta; Qwen2-MoE with the
     const ev = await evaluateModel(join(dir, 'qwen'), [join(DEMO, 'eval', 'sort.mc.jsonl')], { limit: 20 });
     assert.equal(ev.tasks['sort.mc']!.n, 20);
     assert.equal(ev.routing!.layers.length, 4);
+  } finally {
+    cleanup();
+  }
+});
+
+test('a shared expert from a model: residual_scale scales its down_proj (as mergekit-moe); its prompts are reported unused', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const r = parseMoeConfig({
+      base_model: 'models/base', gate_mode: 'random', dtype: 'float32',
+      shared_experts: [{ source_model: 'models/ffn-add', positive_prompts: ['add 1 2 ='], residual_scale: 0.5 }],
+      experts: [{ source_model: 'models/ffn-rev' }, { source_model: 'models/ffn-sort' }],
+    }, DEMO);
+    const res = await buildMoe(r, join(dir, 'qwen'));
+    assert.equal(res.architecture.arch, 'qwen2_moe');
+    assert.match(res.notices.join('\n'), /positive_prompts are not used/);
+    await withCheckpoint(join(dir, 'qwen'), async (moe) => {
+      const src = await withCheckpoint(model('ffn-add'), async (ck) => ({ down: await ck.readF32('model.layers.1.mlp.down_proj.weight'), up: await ck.readF32('model.layers.1.mlp.up_proj.weight') }));
+      assert.deepEqual(await moe.readF32('model.layers.1.mlp.shared_expert.down_proj.weight'), src.down.map((x) => x * 0.5));
+      assert.deepEqual(await moe.readF32('model.layers.1.mlp.shared_expert.up_proj.weight'), src.up);
+    });
   } finally {
     cleanup();
   }
