@@ -4,10 +4,15 @@
  * Measures:
  *   cold start   constructing the Service and server → first contentful paint of the page (ms)
  *   load         navigation start → the 300-node document on the canvas, nodes painted (ms)
- *   edit         Delete key → the node gone from the DOM and the next frame painted (ms), and undo
- *   param edit   one parameter committed in the inspector → node re-rendered (ms)
- *   pan          frames per second while dragging the canvas for ~2 s, and the longest frame (ms)
- * Goals (printed, and enforced with --check): load < 3000 ms, edit < 100 ms, pan ≥ 30 fps.
+ *   edit         Delete key → the node gone from the DOM and the next frame painted, and undo: the
+ *                main-thread work (handler + React commit + that frame's style/layout/paint, without
+ *                the wait for the frame to start) against the 16 ms frame budget, and the wall time
+ *                to the painted frame (`_to_paint_ms`, includes up to one frame of waiting)
+ *   param edit   one parameter committed in the inspector → node re-rendered (work, as edit)
+ *   pan          dragging empty canvas for ~2 s: frames per second that showed a new viewport position
+ *                (`pan_fps`; animation frames with nothing new are not counted), all animation frames
+ *                (`pan_raf_fps`), and the longest frame (ms)
+ * Goals (issue #7; printed, and enforced with --check): load < 1000 ms, edit < 16 ms, pan ≥ 50 fps.
  *
  *   node build/test/bench/ui.bench.js [--nodes 300] [--check] [--profile]
  * --profile prints the functions with the most self time (JS CPU profile) during the load and the pan.
@@ -28,7 +33,7 @@ const args = process.argv.slice(2);
 const NODES = Number(args[args.indexOf('--nodes') + 1] ?? 300) || 300;
 const CHECK = args.includes('--check');
 const PROFILE = args.includes('--profile');
-const GOALS = { loadMs: 3000, editMs: 100, panFps: 30 };
+const GOALS = { loadMs: 1000, editMs: 16, panFps: 50 };
 
 /** 60 chains of five nodes, laid out in a grid (5 columns per chain, chains stacked in bands). */
 function bigPipeline(total: number): PipelineDoc {
@@ -69,18 +74,29 @@ async function frame(page: Page): Promise<void> {
   await page.evaluate('new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))');
 }
 
-/** Runs `action` (in the page) and resolves with the ms until `doneExpr` is true and a frame is painted. */
-async function timeInPage(page: Page, action: string, doneExpr: string): Promise<number> {
+/**
+ * Runs `action` (in the page) until `doneExpr` is true and the next frame is painted. `work`: ms of
+ * main-thread work (action and React commit, then that frame's rendering from its animation-frame
+ * callbacks to a task queued from them, which runs after the paint); `wall`: ms from the action to then.
+ */
+async function timeInPage(page: Page, action: string, doneExpr: string): Promise<{ work: number; wall: number }> {
   return (await page.evaluate(`new Promise((resolve) => {
     const start = performance.now();
     const check = () => {
-      if (${doneExpr}) { requestAnimationFrame(() => resolve(performance.now() - start)); return true; }
-      return false;
+      if (!(${doneExpr})) return false;
+      const committed = performance.now();
+      requestAnimationFrame(() => {
+        const frame = performance.now();
+        const ch = new MessageChannel();
+        ch.port1.onmessage = () => { const painted = performance.now(); resolve({ work: committed - start + painted - frame, wall: painted - start }); };
+        ch.port2.postMessage(0);
+      });
+      return true;
     };
     const mo = new MutationObserver(() => { if (check()) mo.disconnect(); });
     mo.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     ${action};
-  })`)) as number;
+  })`)) as { work: number; wall: number };
 }
 
 interface CpuProfile {
@@ -148,38 +164,58 @@ async function main(): Promise<void> {
     await page.evaluate(`document.querySelector('[data-node-id="${target}"]')?.scrollIntoView()`);
     await page.click(`[data-node-id="${target}"] .pnode-head`);
     await frame(page);
-    results['edit_delete_ms'] = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Delete', bubbles: true }))`, `!document.querySelector('[data-node-id="${target}"]')`);
-    results['edit_undo_ms'] = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'z', ctrlKey: true, bubbles: true }))`, `!!document.querySelector('[data-node-id="${target}"]')`);
+    const del = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Delete', bubbles: true }))`, `!document.querySelector('[data-node-id="${target}"]')`);
+    await frame(page);
+    const undo = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'z', ctrlKey: true, bubbles: true }))`, `!!document.querySelector('[data-node-id="${target}"]')`);
+    Object.assign(results, { edit_delete_ms: del.work, edit_delete_to_paint_ms: del.wall, edit_undo_ms: undo.work, edit_undo_to_paint_ms: undo.wall });
 
     // Parameter edit: the merge node's weight through the inspector.
     const merge = doc.nodes.find((n) => n.type === 'merge')!.id;
     await page.click(`[data-node-id="${merge}"] .pnode-head`);
     await page.fill('#f-weight', '0.75');
-    results['edit_param_ms'] = await timeInPage(page, `document.querySelector('#f-weight').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }))`, `document.querySelector('[data-node-id="${merge}"]')?.textContent.includes('w 0.75')`);
+    results['edit_param_ms'] = (await timeInPage(page, `document.querySelector('#f-weight').dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }))`, `document.querySelector('[data-node-id="${merge}"]')?.textContent.includes('w 0.75')`)).work;
     await page.click('.react-flow__pane', { position: { x: 10, y: 10 } });
 
-    // Pan: drag the empty canvas around for ~2 s while counting animation frames.
-    const box = (await page.locator('.react-flow__pane').boundingBox())!;
-    await page.evaluate(`window.__frames = []; (function loop(t) { window.__frames.push(t); if (!window.__stopFrames) requestAnimationFrame(loop); })(performance.now())`);
-    const cdp = PROFILE ? await page.context().newCDPSession(page) : undefined;
-    if (cdp) {
-      await cdp.send('Profiler.enable');
-      await cdp.send('Profiler.start');
+    // Pan: drag the empty canvas around for ~2 s while counting animation frames. The drag must start on
+    // the pane itself (at the fitted zoom the middle of the canvas is usually a node, which would drag it).
+    const p0 = (await page.evaluate(`(() => {
+      const r = document.querySelector('.react-flow__pane').getBoundingClientRect();
+      for (let y = r.top + r.height / 2; y < r.bottom - 160; y += 5) for (let x = r.left + r.width / 2; x < r.right - 260; x += 7)
+        if (document.elementFromPoint(x, y)?.classList.contains('react-flow__pane')) return { x, y };
+      return null;
+    })()`)) as { x: number; y: number } | null;
+    if (!p0) throw new Error('no empty spot on the canvas to start panning from');
+    // Each animation frame records the viewport transform: frames that show a new one are pan frames.
+    await page.evaluate(`window.__frames = []; (function loop(t) { window.__frames.push([t, document.querySelector('.react-flow__viewport').style.transform]); if (!window.__stopFrames) requestAnimationFrame(loop); })(performance.now())`);
+    // The pointer is driven like a real mouse: moves every 8 ms (125 Hz) without waiting for the page to
+    // handle each one (awaiting every `page.mouse.move` would cap the pan at the harness's round trips).
+    const input = await page.context().newCDPSession(page);
+    if (PROFILE) {
+      await input.send('Profiler.enable');
+      await input.send('Profiler.start');
     }
+    const mouse = (type: 'mousePressed' | 'mouseMoved' | 'mouseReleased', x: number, y: number) =>
+      input.send('Input.dispatchMouseEvent', { type, x, y, button: 'left', buttons: type === 'mouseReleased' ? 0 : 1, clickCount: type === 'mouseMoved' ? 0 : 1 });
+    await mouse('mouseMoved', p0.x, p0.y);
+    await mouse('mousePressed', p0.x, p0.y);
     const start = Date.now();
-    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    await page.mouse.down();
+    const sent: Promise<unknown>[] = [];
     let i = 0;
     while (Date.now() - start < 2000) {
-      const a = (i++ % 120) / 120 * Math.PI * 2;
-      await page.mouse.move(box.x + box.width / 2 + Math.cos(a) * 250, box.y + box.height / 2 + Math.sin(a) * 150);
+      const a = (i++ % 240) / 240 * Math.PI * 2;
+      sent.push(mouse('mouseMoved', p0.x + (Math.cos(a) - 1) * 250, p0.y + Math.sin(a) * 150));
+      await new Promise((r) => setTimeout(r, 8));
     }
-    await page.mouse.up();
-    if (cdp) printProfile((await cdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'the pan');
-    const frames = (await page.evaluate(`window.__stopFrames = true; window.__frames`)) as number[];
-    const gaps = frames.slice(1).map((t, k) => t - frames[k]!);
-    const span = frames.at(-1)! - frames[0]!;
+    await Promise.all(sent);
+    await mouse('mouseReleased', p0.x, p0.y);
+    if (PROFILE) printProfile((await input.send('Profiler.stop')).profile as unknown as CpuProfile, 'the pan');
+    const frames = (await page.evaluate(`window.__stopFrames = true; window.__frames`)) as [number, string][];
+    const moved = frames.filter(([, tr], k) => k > 0 && tr !== frames[k - 1]![1]).map(([t]) => t);
+    if (moved.length < 2) throw new Error('the drag did not pan the canvas');
+    const gaps = moved.slice(1).map((t, k) => t - moved[k]!);
+    const span = moved.at(-1)! - moved[0]!;
     results['pan_fps'] = Math.round((gaps.length / span) * 1000 * 10) / 10;
+    results['pan_raf_fps'] = Math.round(((frames.length - 1) / (frames.at(-1)![0] - frames[0]![0])) * 1000 * 10) / 10;
     results['pan_longest_frame_ms'] = Math.round(Math.max(...gaps));
     results['pan_mouse_moves'] = i;
 

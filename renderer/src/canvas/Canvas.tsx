@@ -6,7 +6,8 @@
  * refused edge says why.
  */
 import {
-  Background, BackgroundVariant, Controls, MiniMap, ReactFlow, ReactFlowProvider, applyNodeChanges, useNodesInitialized, useReactFlow,
+  Controls, MiniMap, ReactFlow, ReactFlowProvider, applyNodeChanges, useNodesInitialized, useReactFlow, useStore as useFlowStore,
+  type ReactFlowState,
   type Connection, type EdgeChange, type FinalConnectionState, type IsValidConnection, type NodeChange, type OnConnectEnd,
 } from '@xyflow/react';
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent, type ReactElement } from 'react';
@@ -20,18 +21,26 @@ import { useStore } from '../state/store';
 import { toast, toastError } from '../state/toasts';
 import { openDialog, select, uiStore } from '../state/ui';
 import { isAbsolutePath } from '../util/format';
+import { CanvasBackground } from './CanvasBackground';
 import { ConnectionHint } from './ConnectionHint';
 import { connectionProblem, endsFromHandles } from './connection';
 import { setCanvasController } from './controller';
 import { NODE_MIME, PATH_MIME } from './dnd';
 import { freeSpotAmong, resolveOverlaps } from './tidy';
-import { syncNodes, toFlowEdges, type FlowEdge, type FlowNode } from './flow-mapping';
+import { syncEdges, syncNodes, type FlowEdge, type FlowNode } from './flow-mapping';
 import { PipelineNode } from './PipelineNode';
 
 
 const nodeTypes = { pipeline: PipelineNode };
 const proOptions = { hideAttribution: true };
 const fitOptions = { padding: 0.12, maxZoom: 1.2 };
+// Rendering only the visible nodes mounts and unmounts nodes (and measures them) on every pan frame;
+// with the viewport composited while it moves, keeping every node mounted is cheaper up to a large graph.
+const VIRTUALISE_ABOVE = 1000;
+// Below this zoom node text is under ~5 px: the canvas shows nodes as coloured boxes (`.far` in canvas.css),
+// which also makes every pan frame's repaint and rasterisation of a large graph several times cheaper.
+const FAR_ZOOM = 0.4;
+const isFar = (s: ReactFlowState): boolean => s.transform[2] < FAR_ZOOM;
 
 /** Moves overlapping nodes apart (one undo step); returns the bounds of the result. */
 function tidy(nodes: FlowNode[], why: 'after-load' | 'command'): { x: number; y: number; width: number; height: number } | null {
@@ -62,6 +71,7 @@ function CanvasInner(): ReactElement {
   const selEdges = useStore(uiStore, (s) => s.selectedEdges);
   const runningKey = useStore(runStore, (s) => Object.entries(s.nodes).filter(([, n]) => n.status === 'running').map(([id]) => id).join('\n'));
   const rf = useReactFlow<FlowNode, FlowEdge>();
+  const far = useFlowStore(isFar);
   const wrapper = useRef<HTMLDivElement>(null);
 
   // Flow nodes derived from the document (kept in state so drags and measurements can update them).
@@ -71,7 +81,8 @@ function CanvasInner(): ReactElement {
     nodes = syncNodes(state.nodes, doc, new Set(selNodes));
     setState({ doc, sel: selNodes, nodes });
   }
-  const edges = useMemo(() => toFlowEdges(doc, new Set(selEdges), new Set(runningKey ? runningKey.split('\n') : [])), [doc, selEdges, runningKey]);
+  const prevEdges = useRef<FlowEdge[]>([]);
+  const edges = useMemo(() => (prevEdges.current = syncEdges(prevEdges.current, doc, new Set(selEdges), new Set(runningKey ? runningKey.split('\n') : []))), [doc, selEdges, runningKey]);
 
   const onNodesChange = useCallback((changes: NodeChange<FlowNode>[]) => {
     const kept = changes.filter((c) => c.type !== 'select' && c.type !== 'remove' && c.type !== 'add' && c.type !== 'replace');
@@ -181,6 +192,12 @@ function CanvasInner(): ReactElement {
 
   const onPaneClick = useCallback(() => select([]), []);
 
+  // While the viewport moves, the canvas gets `.moving` (canvas.css): the viewport becomes its own
+  // compositor layer, so a pan frame is a layer translation instead of repainting every node, and nodes
+  // and edges skip hit testing. Set on the element directly: a React re-render per pan would cost more.
+  const onMoveStart = useCallback(() => wrapper.current?.classList.add('moving'), []);
+  const onMoveEnd = useCallback(() => wrapper.current?.classList.remove('moving'), []);
+
   useEffect(() => {
     setCanvasController({
       fitView: () => void rf.fitView(fitOptions),
@@ -228,7 +245,7 @@ function CanvasInner(): ReactElement {
 
   const empty = doc.nodes.length === 0;
   return (
-    <div className={`canvas${doc.nodes.length > 150 ? ' big' : ''}`} ref={wrapper} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
+    <div className={`canvas${doc.nodes.length > 150 ? ' big' : ''}${far ? ' far' : ''}`} ref={wrapper} onDragOver={onDragOver} onDrop={onDrop} data-testid="canvas">
       <ReactFlow<FlowNode, FlowEdge>
         nodes={nodes}
         edges={edges}
@@ -240,6 +257,8 @@ function CanvasInner(): ReactElement {
         onConnectEnd={onConnectEnd}
         isValidConnection={isValidConnection}
         onPaneClick={onPaneClick}
+        onMoveStart={onMoveStart}
+        onMoveEnd={onMoveEnd}
         deleteKeyCode={null}
         selectionKeyCode="Shift"
         multiSelectionKeyCode={['Meta', 'Control']}
@@ -247,10 +266,10 @@ function CanvasInner(): ReactElement {
         minZoom={0.1}
         maxZoom={2}
         proOptions={proOptions}
-        onlyRenderVisibleElements={doc.nodes.length > 200}
+        onlyRenderVisibleElements={doc.nodes.length > VIRTUALISE_ABOVE}
         connectionRadius={28}
       >
-        <Background variant={BackgroundVariant.Dots} gap={20} size={1.2} />
+        <CanvasBackground />
         {doc.nodes.length >= 40 && <MiniMap pannable zoomable className="minimap" style={{ width: 168, height: 112 }} nodeClassName={(n) => `mm-${(n as FlowNode).data.node.type}`} />}
         <Controls showInteractive={false} />
         <ConnectionHint />

@@ -3,8 +3,8 @@
  * (family, parameters, dtype, size — `inspect`, never the weights); for merges and MoEs their method
  * or router mode; for evaluations what they will measure.
  */
-import type { ReactElement, ReactNode } from 'react';
-import type { PipelineNode } from '../../../app/core/pipeline/document';
+import { useMemo, type ReactElement, type ReactNode } from 'react';
+import type { PipelineEdge, PipelineNode } from '../../../app/core/pipeline/document';
 import { mergeMethod, catalogStore } from '../state/catalog';
 import { docStore } from '../state/document';
 import { useInspection } from '../state/inspections';
@@ -21,14 +21,27 @@ function shortPath(p: string): string {
   return parts.slice(-2).join('/');
 }
 
-/** How many edges arrive at each input port (as a stable string, so the selector is cheap). */
+/** Per node, "port:count,…" of the edges arriving at it, built once per edge list (not once per node). */
+const countKeys = new WeakMap<readonly PipelineEdge[], Map<string, string>>();
+function inputCountKey(edges: readonly PipelineEdge[], id: string): string {
+  let m = countKeys.get(edges);
+  if (!m) {
+    const c = new Map<string, Record<string, number>>();
+    for (const e of edges) {
+      const r = c.get(e.target) ?? {};
+      r[e.targetPort] = (r[e.targetPort] ?? 0) + 1;
+      c.set(e.target, r);
+    }
+    m = new Map([...c].map(([t, r]) => [t, Object.entries(r).sort().map(([k, v]) => `${k}:${v}`).join(',')]));
+    countKeys.set(edges, m);
+  }
+  return m.get(id) ?? '';
+}
+
+/** How many edges arrive at each input port (selected as a stable string: re-renders only when it changes). */
 function useInputCounts(id: string): Record<string, number> {
-  const key = useStore(docStore, (s) => {
-    const c: Record<string, number> = {};
-    for (const e of s.doc.edges) if (e.target === id) c[e.targetPort] = (c[e.targetPort] ?? 0) + 1;
-    return Object.entries(c).sort().map(([k, v]) => `${k}:${v}`).join(',');
-  });
-  return Object.fromEntries(key ? key.split(',').map((kv) => { const [k, v] = kv.split(':'); return [k!, Number(v)]; }) : []);
+  const key = useStore(docStore, (s) => inputCountKey(s.doc.edges, id));
+  return useMemo(() => Object.fromEntries(key ? key.split(',').map((kv) => { const [k, v] = kv.split(':'); return [k!, Number(v)]; }) : []), [key]);
 }
 
 function PathFacts({ node }: { node: PipelineNode }): ReactElement {

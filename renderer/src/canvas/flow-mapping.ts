@@ -1,6 +1,6 @@
 /**
  * The pipeline document as React Flow nodes and edges. Change objects keep the identity of nodes they
- * did not touch, so an edit re-creates only the flow nodes that changed; everything React Flow
+ * did not touch, so an edit re-creates only the flow nodes and edges that changed; everything React Flow
  * measured about the others (size, internals) is kept.
  */
 import type { Edge, Node } from '@xyflow/react';
@@ -30,19 +30,25 @@ export function syncNodes(prev: FlowNode[], doc: PipelineDoc, selected: Readonly
   return same ? prev : out;
 }
 
-export function toFlowEdges(doc: PipelineDoc, selected: ReadonlySet<string>, running: ReadonlySet<string>): FlowEdge[] {
+/**
+ * Flow edges for the document, re-using the previous object of every edge whose document edge, selection
+ * and animation did not change: React Flow re-renders an edge when its object changes, so an edit
+ * re-renders only the edges it touched (not all of them).
+ */
+export function syncEdges(prev: readonly FlowEdge[], doc: PipelineDoc, selected: ReadonlySet<string>, running: ReadonlySet<string>): FlowEdge[] {
+  const old = new Map(prev.map((e) => [e.id, e]));
   const typeOf = new Map(doc.nodes.map((n) => [n.id, n.type]));
   return doc.edges.map((e) => {
+    const sel = selected.has(e.id);
+    const animated = running.has(e.target);
+    const p = old.get(e.id);
+    if (p && sourceOf.get(p) === e && p.selected === sel && p.animated === animated) return p;
     const kind = NODE_TYPES[typeOf.get(e.source) ?? '']?.outputs.find((o) => o.name === e.sourcePort)?.types[0] ?? 'model';
-    return {
-      id: e.id,
-      source: e.source,
-      target: e.target,
-      sourceHandle: e.sourcePort,
-      targetHandle: e.targetPort,
-      selected: selected.has(e.id),
-      animated: running.has(e.target),
-      className: `edge-${kind}`,
-    };
+    const f: FlowEdge = { id: e.id, source: e.source, target: e.target, sourceHandle: e.sourcePort, targetHandle: e.targetPort, selected: sel, animated, className: `edge-${kind}` };
+    sourceOf.set(f, e);
+    return f;
   });
 }
+
+/** The document edge each flow edge was made from. */
+const sourceOf = new WeakMap<FlowEdge, PipelineDoc['edges'][number]>();

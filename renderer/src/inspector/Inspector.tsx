@@ -3,9 +3,10 @@
  * method's own parameters), its inputs, facts and results, and actions (run this node, export YAML,
  * delete). With nothing selected: the pipeline itself — name, size, and what still needs connecting.
  */
-import { useState, type ReactElement } from 'react';
+import { useMemo, useState, type ReactElement } from 'react';
 import type { PipelineNode } from '../../../app/core/pipeline/document';
-import { missingInputs } from '../../../app/core/pipeline/node-types';
+import { missingInputs, NODE_TYPES } from '../../../app/core/pipeline/node-types';
+import type { PipelineDoc } from '../api/types';
 import { canvas } from '../canvas/controller';
 import { NodeResults } from '../canvas/NodeResults';
 import { catalogStore } from '../state/catalog';
@@ -190,6 +191,14 @@ function EdgeInspector({ ids }: { ids: string[] }): ReactElement {
   );
 }
 
+/** Nodes with required inputs unconnected (missingInputs for every node, with one pass over the edges). */
+function blockedNodes(doc: PipelineDoc): { n: PipelineDoc['nodes'][number]; missing: string[] }[] {
+  const fed = new Set(doc.edges.map((e) => `${e.target}\n${e.targetPort}`));
+  return doc.nodes
+    .map((n) => ({ n, missing: (NODE_TYPES[n.type]?.inputs ?? []).filter((p) => !p.optional && !fed.has(`${n.id}\n${p.name}`)).map((p) => p.label) }))
+    .filter((x) => x.missing.length);
+}
+
 function PipelineInspector(): ReactElement {
   const doc = useStore(docStore, (s) => s.doc);
   const filePath = useStore(docStore, (s) => s.filePath);
@@ -199,8 +208,12 @@ function PipelineInspector(): ReactElement {
     setShownName(doc.name);
     setName(doc.name);
   }
-  const blocked = doc.nodes.map((n) => ({ n, missing: missingInputs(doc, n.id) })).filter((x) => x.missing.length);
-  const byType = Object.entries(doc.nodes.reduce<Record<string, number>>((a, n) => ({ ...a, [n.type]: (a[n.type] ?? 0) + 1 }), {}));
+  const blocked = useMemo(() => blockedNodes(doc), [doc]);
+  const byType = useMemo(() => {
+    const c = new Map<string, number>();
+    for (const n of doc.nodes) c.set(n.type, (c.get(n.type) ?? 0) + 1);
+    return [...c];
+  }, [doc]);
   return (
     <div className="insp" data-testid="pipeline-inspector">
       <div className="insp-head">

@@ -25,7 +25,8 @@ export function LogPanel(): ReactElement {
 
   useLayoutEffect(() => {
     const el = list.current;
-    if (el && follow.current) el.scrollTop = el.scrollHeight;
+    // Reading scrollHeight forces a layout of the whole page; skip it while there is nothing to follow.
+    if (el && follow.current && shown.length) el.scrollTop = el.scrollHeight;
   }, [shown.length, open]);
   useEffect(() => {
     const el = list.current;

@@ -41,14 +41,15 @@ const AUTOSAVE_MS = 700;
 
 function publish(dirty = true): void {
   const s = docStore.get();
-  docStore.set({ doc: history.doc, canUndo: history.canUndo, canRedo: history.canRedo, revision: s.revision + 1, dirty: dirty || s.dirty });
-  scheduleAutosave();
+  // One store update per edit (with the autosave state): every subscriber's selector runs once, not twice.
+  docStore.set({ doc: history.doc, canUndo: history.canUndo, canRedo: history.canRedo, revision: s.revision + 1, dirty: dirty || s.dirty, ...(loaded ? { saveState: 'pending' as const } : {}) });
+  scheduleAutosave(false);
 }
 
-function scheduleAutosave(): void {
+function scheduleAutosave(announce = true): void {
   if (!loaded) return;
   window.clearTimeout(autosaveTimer);
-  docStore.set({ saveState: 'pending' });
+  if (announce) docStore.set({ saveState: 'pending' });
   autosaveTimer = window.setTimeout(() => void autosaveNow(), AUTOSAVE_MS);
 }
 
