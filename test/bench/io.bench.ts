@@ -20,6 +20,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { Checkpoint } from '../../app/io/checkpoint.js';
 import { inspectCheckpoint } from '../../app/io/inspect.js';
+import { benchArgs } from './bench-args.js';
 import { ensureCheckpoint, fillBf16, GIB, llamaPlan, planBytes, shapeFor } from './gen-checkpoint.js';
 
 const MAX_SHARD_BYTES = 300_000_000;
@@ -36,32 +37,11 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"`);
-    const eq = a.indexOf('=');
-    if (eq > 0) values.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (a === '--check' || a === '--help') flags.add(a.slice(2));
-    else {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      values.set(a.slice(2), v);
-    }
-  }
-  if (flags.has('help')) {
-    console.log('usage: node build/test/bench/io.bench.js [--size-gb 1.1] [--dir PATH] [--repeats 3] [--check]');
-    process.exit(0);
-  }
-  for (const k of values.keys()) if (!['size-gb', 'dir', 'repeats'].includes(k)) throw new Error(`unknown flag --${k}`);
-  const sizeGb = Number(values.get('size-gb') ?? '1.1');
-  if (!(sizeGb > 0) || !Number.isFinite(sizeGb)) throw new Error(`--size-gb must be a positive number, got "${values.get('size-gb')}"`);
-  const repeats = Number(values.get('repeats') ?? '3');
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got "${values.get('repeats')}"`);
-  const given = values.get('dir');
+  const a = benchArgs(argv, 'usage: node build/test/bench/io.bench.js [--size-gb 1.1] [--dir PATH] [--repeats 3] [--check]', ['size-gb', 'dir', 'repeats'], ['check']);
+  const sizeGb = a.num('size-gb', 1.1);
+  const given = a.values['dir'];
   const dir = path.resolve(given ?? path.join(os.homedir(), '.cache', 'upcycle-bench', `io-${sizeGb}`));
-  return { sizeGb, dir, dirGiven: given !== undefined, repeats, check: flags.has('check') };
+  return { sizeGb, dir, dirGiven: given !== undefined, repeats: a.num('repeats', 3, { integer: true }), check: a.flags.has('check') };
 }
 
 // ───────────────────────────── measurements ─────────────────────────────

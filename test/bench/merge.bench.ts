@@ -34,6 +34,7 @@ import { stringify as toYaml } from 'yaml';
 import { fromFloat32, toFloat32 } from '../../app/core/dtypes.js';
 import { getMergeMethod, tensorRng } from '../../app/core/merge/index.js';
 import { Checkpoint } from '../../app/io/checkpoint.js';
+import { benchArgs } from './bench-args.js';
 import { ensureCheckpoint, fillBf16, GIB, llamaPlan, perturbBf16, planBytes, shapeFor } from './gen-checkpoint.js';
 import { mergeConfig, type ChildResult, type Variant } from './merge-child.js';
 
@@ -58,38 +59,15 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const values = new Map<string, string>();
-  const flags = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"`);
-    const eq = a.indexOf('=');
-    if (eq > 0) values.set(a.slice(2, eq), a.slice(eq + 1));
-    else if (['--check', '--help', '--no-mergekit'].includes(a)) flags.add(a.slice(2));
-    else {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      values.set(a.slice(2), v);
-    }
-  }
-  if (flags.has('help')) {
-    console.log('usage: node build/test/bench/merge.bench.js [--size-gb 1.1] [--dir PATH] [--out-dir PATH] [--repeats 1] [--shard-mb 300] [--variants raw,linear,ties] [--no-mergekit] [--check]');
-    process.exit(0);
-  }
-  for (const k of values.keys()) if (!['size-gb', 'dir', 'out-dir', 'repeats', 'shard-mb', 'variants'].includes(k)) throw new Error(`unknown flag --${k}`);
-  const sizeGb = Number(values.get('size-gb') ?? '1.1');
-  if (!(sizeGb > 0) || !Number.isFinite(sizeGb)) throw new Error(`--size-gb must be a positive number, got "${values.get('size-gb')}"`);
-  const repeats = Number(values.get('repeats') ?? '1');
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`--repeats must be a positive integer, got "${values.get('repeats')}"`);
-  const shardMb = Number(values.get('shard-mb') ?? '300');
-  if (!(shardMb > 0)) throw new Error(`--shard-mb must be positive, got "${values.get('shard-mb')}"`);
-  const variants = (values.get('variants') ?? 'raw,linear,ties').split(',').map((v) => v.trim()) as Variant[];
+  const a = benchArgs(argv, 'usage: node build/test/bench/merge.bench.js [--size-gb 1.1] [--dir PATH] [--out-dir PATH] [--repeats 1] [--shard-mb 300] [--variants raw,linear,ties] [--no-mergekit] [--check]', ['size-gb', 'dir', 'out-dir', 'repeats', 'shard-mb', 'variants'], ['check', 'no-mergekit']);
+  const sizeGb = a.num('size-gb', 1.1);
+  const variants = (a.values['variants'] ?? 'raw,linear,ties').split(',').map((v) => v.trim()) as Variant[];
   for (const v of variants) if (!['raw', 'linear', 'ties'].includes(v)) throw new Error(`unknown variant "${v}" (raw, linear, ties)`);
-  const dir = path.resolve(values.get('dir') ?? path.join(os.homedir(), '.cache', 'upcycle-bench'));
+  const dir = path.resolve(a.values['dir'] ?? path.join(os.homedir(), '.cache', 'upcycle-bench'));
   const shm = '/dev/shm';
-  const outOnTmpfs = !values.has('out-dir') && fs.existsSync(shm) && fs.statfsSync(shm).bavail * fs.statfsSync(shm).bsize > 4 * sizeGb * GIB;
-  const outDir = path.resolve(values.get('out-dir') ?? (outOnTmpfs ? shm : dir));
-  return { sizeGb, dir, outDir, outOnTmpfs, repeats, shardBytes: Math.round(shardMb * 1e6), variants, mergekit: !flags.has('no-mergekit'), check: flags.has('check') };
+  const outOnTmpfs = a.values['out-dir'] === undefined && fs.existsSync(shm) && fs.statfsSync(shm).bavail * fs.statfsSync(shm).bsize > 4 * sizeGb * GIB;
+  const outDir = path.resolve(a.values['out-dir'] ?? (outOnTmpfs ? shm : dir));
+  return { sizeGb, dir, outDir, outOnTmpfs, repeats: a.num('repeats', 1, { integer: true }), shardBytes: Math.round(a.num('shard-mb', 300) * 1e6), variants, mergekit: !a.flags.has('no-mergekit'), check: a.flags.has('check') };
 }
 
 // ───────────────────────────── helpers ─────────────────────────────

@@ -17,19 +17,17 @@
  * fails) are the tests skipped, with the reason.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { stringify } from 'yaml';
 import { Checkpoint } from '../../app/io/checkpoint.js';
 import { parseMergeYaml } from '../../app/merge/config.js';
 import { runMerge } from '../../app/merge/execute.js';
+import { interopWorkDir, oracleEnv, oraclePython, runQuiet, tail } from '../helpers/oracle.js';
 import { adapter, model, ROOT } from '../helpers/paths.js';
 
 const TOLERANCE = 1e-5;
-const ORACLE_SCRIPT = join(ROOT, 'scripts', 'python-oracle.sh');
 const MERGE_SCRIPT = join(ROOT, 'test', 'interop', 'mergekit_merges.py');
 
 interface Case {
@@ -411,40 +409,8 @@ interface Prepared {
   dir: Record<string, string>;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'upcycle-mkparity-'));
-process.env['UPCYCLE_CACHE_DIR'] = join(work, 'cache');
-// UPCYCLE_INTEROP_KEEP=1 keeps the YAMLs and both engines' outputs for a closer look.
-if (process.env['UPCYCLE_INTEROP_KEEP']) console.log(`# mergekit parity: outputs kept in ${work}`);
-else after(() => rmSync(work, { recursive: true, force: true }));
-
-const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
+const work = interopWorkDir('upcycle-mkparity-', 'mergekit parity');
 const slug = (name: string) => name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '');
-
-function oraclePython(): { python?: string; skip?: string } {
-  if (process.platform === 'win32') return { skip: 'the Python oracle script is bash-only' };
-  if (!existsSync(ORACLE_SCRIPT)) return { skip: `${ORACLE_SCRIPT} is missing` };
-  const r = spawnSync('bash', [ORACLE_SCRIPT], { encoding: 'utf8', timeout: 40 * 60_000, maxBuffer: 64 << 20 });
-  const lines = (r.stdout ?? '').trim().split('\n');
-  const python = lines[lines.length - 1]?.trim();
-  if (r.error || r.status !== 0 || !python || !existsSync(python)) {
-    const why = r.error ? r.error.message : `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`;
-    return { skip: `Python oracle unavailable (scripts/python-oracle.sh: ${why}); mergekit comparison not run.\n${tail(r.stderr ?? '')}` };
-  }
-  return { python };
-}
-
-/** Runs a command without blocking the event loop (our merges run meanwhile). */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr = (stderr + d).slice(-200_000);
-    });
-    child.on('error', (e) => resolve({ status: -1, stderr: `${stderr}\n${e.message}` }));
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
 
 let prepared: Promise<Prepared> | undefined;
 
@@ -457,7 +423,7 @@ function prepare(): Promise<Prepared> {
       writeFileSync(join(d, 'config.yml'), stringify(c.config));
       dir[c.name] = d;
     }
-    const { python, skip } = oraclePython();
+    const { python, skip } = oraclePython('mergekit comparison');
     if (!python) return { skip, mk: {}, ours: {}, versions: {}, dir };
     const job = join(work, 'job.json');
     const result = join(work, 'mergekit.json');
@@ -465,7 +431,7 @@ function prepare(): Promise<Prepared> {
       lora_cache: join(work, 'lora-cache'),
       cases: CASES.map((c) => ({ name: c.name, config: join(dir[c.name]!, 'config.yml'), out: join(dir[c.name]!, 'mergekit'), seed: c.seed ?? null })),
     }));
-    const oracle = run(python, [MERGE_SCRIPT, job, result], { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' });
+    const oracle = runQuiet(python, [MERGE_SCRIPT, job, result], oracleEnv());
     // Our engine, meanwhile.
     const ours: Prepared['ours'] = {};
     for (const c of CASES) {

@@ -26,11 +26,9 @@
  * (scripts/python-oracle.sh fails) are the tests skipped. UPCYCLE_INTEROP_KEEP=1 keeps the models.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { Checkpoint } from '../../app/io/checkpoint.js';
 import { buildMoe, type MoeBuildResult } from '../../app/moe/assemble.js';
@@ -38,11 +36,11 @@ import { parseMoeYaml } from '../../app/moe/config.js';
 import { Decoder } from '../../app/runtime/decoder.js';
 import { loadModelSession } from '../../app/runtime/model-session.js';
 import { TextTokenizer } from '../../app/runtime/tokenizer.js';
+import { interopWorkDir, oracleEnv, oraclePython, runQuiet, tail } from '../helpers/oracle.js';
 import { adapter, DEMO, model, ROOT } from '../helpers/paths.js';
 
 const LOGIT_TOLERANCE = 1e-4;
 const ROUTER_COSINE = 0.999;
-const ORACLE_SCRIPT = join(ROOT, 'scripts', 'python-oracle.sh');
 const MOE_SCRIPT = join(ROOT, 'test', 'interop', 'moe_oracle.py');
 
 const SKILLS = ['add', 'upper', 'rev', 'sort'] as const;
@@ -161,38 +159,7 @@ interface Prepared {
   seconds: { ours: number; oracle: number };
 }
 
-const work = mkdtempSync(join(tmpdir(), 'upcycle-moe-interop-'));
-process.env['UPCYCLE_CACHE_DIR'] = join(work, 'cache');
-// UPCYCLE_INTEROP_KEEP=1 keeps the recipes and all the models for a closer look.
-if (process.env['UPCYCLE_INTEROP_KEEP']) console.log(`# MoE interop: outputs kept in ${work}`);
-else after(() => rmSync(work, { recursive: true, force: true }));
-
-const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
-
-function oraclePython(): { python?: string; skip?: string } {
-  if (process.platform === 'win32') return { skip: 'the Python oracle script is bash-only' };
-  if (!existsSync(ORACLE_SCRIPT)) return { skip: `${ORACLE_SCRIPT} is missing` };
-  const r = spawnSync('bash', [ORACLE_SCRIPT], { encoding: 'utf8', timeout: 40 * 60_000, maxBuffer: 64 << 20 });
-  const lines = (r.stdout ?? '').trim().split('\n');
-  const python = lines[lines.length - 1]?.trim();
-  if (r.error || r.status !== 0 || !python || !existsSync(python)) {
-    const why = r.error ? r.error.message : `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`;
-    return { skip: `Python oracle unavailable (scripts/python-oracle.sh: ${why}); transformers / mergekit-moe comparison not run.\n${tail(r.stderr ?? '')}` };
-  }
-  return { python };
-}
-
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr = (stderr + d).slice(-200_000);
-    });
-    child.on('error', (e) => resolve({ status: -1, stderr: `${stderr}\n${e.message}` }));
-    child.on('close', (status) => resolve({ status, stderr }));
-  });
-}
+const work = interopWorkDir('upcycle-moe-interop-', 'MoE interop');
 
 let prepared: Promise<Prepared> | undefined;
 
@@ -210,7 +177,7 @@ function prepare(): Promise<Prepared> {
     const tok = TextTokenizer.load(model('base'));
     const inputs = await Promise.all(TEXTS.map((t) => tok.encode(t, true)));
     const empty = { dirs, built: {}, buildErrors: {}, inputs, hf: {}, mk: {}, versions: {}, seconds: { ours: 0, oracle: 0 } };
-    const { python, skip } = oraclePython();
+    const { python, skip } = oraclePython('transformers / mergekit-moe comparison');
     if (!python) return { ...empty, skip };
 
     // mergekit-moe (and the imports) run while we build our MoEs; transformers then loads those.
@@ -222,7 +189,7 @@ function prepare(): Promise<Prepared> {
       logits_from: logitsJob,
     }));
     const t0 = performance.now();
-    const oracle = run(python, [MOE_SCRIPT, job, result], { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'warning', TQDM_DISABLE: '1' });
+    const oracle = runQuiet(python, [MOE_SCRIPT, job, result], oracleEnv('warning'));
     const built: Prepared['built'] = {};
     const buildErrors: Prepared['buildErrors'] = {};
     try {

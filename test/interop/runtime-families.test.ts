@@ -11,19 +11,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { Decoder } from '../../app/runtime/decoder.js';
 import type { HostTensor } from '../../app/runtime/host-tensor.js';
 import { loadModelSession } from '../../app/runtime/model-session.js';
+import { interopWorkDir, oracleEnv, oraclePython, tail } from '../helpers/oracle.js';
 import { ROOT } from '../helpers/paths.js';
 import { TINY_VARIANTS, tinyInputIds, writeJson, writeTinyModel, type TinyVariant } from '../helpers/tiny-models.js';
 
 const TOLERANCE = 1e-4;
 const BATCH = 2;
-const ORACLE_SCRIPT = join(ROOT, 'scripts', 'python-oracle.sh');
 const HF_SCRIPT = join(ROOT, 'test', 'interop', 'hf_logits.py');
 
 interface Logits { dims: number[]; data: number[] }
@@ -43,29 +42,10 @@ interface Prepared {
   versions: Record<string, string>;
 }
 
-const work = mkdtempSync(join(tmpdir(), 'upcycle-families-'));
-// Graphs built here go to this run's folder, not the user's cache.
-process.env['UPCYCLE_CACHE_DIR'] = join(work, 'cache');
-after(() => rmSync(work, { recursive: true, force: true }));
-
-const tail = (s: string, n = 15) => s.trim().split('\n').slice(-n).join('\n');
+const work = interopWorkDir('upcycle-families-', 'runtime families');
 const seqLenOf = (v: TinyVariant) => v.seqLen ?? 16;
 /** Prefill all but the last 4 tokens; decode those through the cache. */
 const prefillOf = (v: TinyVariant) => seqLenOf(v) - 4;
-
-/** Finds the oracle's python (or why there is none). Environmental failures only. */
-function oraclePython(): { python?: string; skip?: string } {
-  if (process.platform === 'win32') return { skip: 'the Python oracle script is bash-only' };
-  if (!existsSync(ORACLE_SCRIPT)) return { skip: `${ORACLE_SCRIPT} is missing` };
-  const r = spawnSync('bash', [ORACLE_SCRIPT], { encoding: 'utf8', timeout: 40 * 60_000, maxBuffer: 64 << 20 });
-  const lines = (r.stdout ?? '').trim().split('\n');
-  const python = lines[lines.length - 1]?.trim();
-  if (r.error || r.status !== 0 || !python || !existsSync(python)) {
-    const why = r.error ? r.error.message : `exit ${r.status}${r.signal ? ` (${r.signal})` : ''}`;
-    return { skip: `Python oracle unavailable (scripts/python-oracle.sh: ${why}); transformers comparison not run.\n${tail(r.stderr ?? '', 6)}` };
-  }
-  return { python };
-}
 
 let prepared: Promise<Prepared> | undefined;
 
@@ -78,12 +58,12 @@ function prepare(): Promise<Prepared> {
       await writeTinyModel(join(root, v.name), v.config, 1000 + i);
       ids.set(v.name, tinyInputIds(BATCH, seqLenOf(v), Number(v.config['vocab_size']), 17 + i));
     }
-    const { python, skip } = oraclePython();
+    const { python, skip } = oraclePython('transformers comparison');
     if (!python) return { skip, root, ids, hf: {}, versions: {} };
     const job = join(work, 'job.json');
     const out = join(work, 'hf.json');
     writeJson(job, { cases: TINY_VARIANTS.map((v) => ({ name: v.name, dir: join(root, v.name), input_ids: ids.get(v.name), prefill: prefillOf(v) })) });
-    const r = spawnSync(python, [HF_SCRIPT, job, out], { encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 << 20, env: { ...process.env, HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' } });
+    const r = spawnSync(python, [HF_SCRIPT, job, out], { encoding: 'utf8', timeout: 20 * 60_000, maxBuffer: 64 << 20, env: oracleEnv() });
     // The oracle is installed, so a failure here is a real failure, not a reason to skip.
     assert.ok(r.status === 0 && existsSync(out), `hf_logits.py failed (exit ${r.status}):\n${tail(r.stderr ?? '', 40)}`);
     const parsed = JSON.parse(readFileSync(out, 'utf8')) as { versions: Record<string, string>; cases: Record<string, CaseResult> };
