@@ -111,10 +111,16 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
     limit: y['limit'] === undefined ? undefined : int(y['limit'], 0, 'limit'),
     normalize: y['normalize'] === undefined ? false : typeof y['normalize'] === 'boolean' ? y['normalize'] : bad('normalize must be true or false'),
   };
-  // Baseline + start + at least one generation, or the run would only evaluate the defaults.
-  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(defaultGenome(r).length));
-  if (r.budget < 2 + lambda) bad(`budget ${r.budget} leaves no generation: it needs at least ${2 + lambda} evaluations (the baseline, the start, and one generation of ${lambda}); raise budget or lower popsize`);
+  const short = budgetProblem(r);
+  if (short) bad(short);
   return r;
+}
+
+/** Baseline + start + at least one generation, or the run would only evaluate the defaults: the reason, or null. */
+export function budgetProblem(r: EvolveRecipe): string | null {
+  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(defaultGenome(r).length));
+  if (r.budget >= 2 + lambda) return null;
+  return `budget ${r.budget} leaves no generation: it needs at least ${2 + lambda} evaluations (the baseline, the start, and one generation of ${lambda}); raise budget or lower popsize`;
 }
 
 /**
@@ -233,6 +239,8 @@ export async function answerLogLikelihood(modelDir: string, items: { prompt: str
 
 export async function evolveMerge(r: EvolveRecipe, outDir: string, opts: { signal?: AbortSignal; onGeneration?: (g: GenerationLog) => void; onEvaluation?: (n: number, fitness: number) => void; overwrite?: boolean } = {}): Promise<EvolveResult> {
   const t0 = performance.now();
+  const short = budgetProblem(r);
+  if (short) throw new Error(short);
   const layers = await withCheckpoint(r.base, async (ck) => ck.config?.numLayers ?? 0);
   if (layers % r.layerGroups !== 0 && r.layerGroups !== 1) throw new Error(`layer_groups ${r.layerGroups} does not divide the ${layers} layers`);
   const items = await fitnessItems(r.fitness, r.limit);

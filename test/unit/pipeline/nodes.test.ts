@@ -26,7 +26,7 @@ test('sequence-router and evolve nodes run in a pipeline and record their result
           n(`gen-${s}`, 'dataset', { path: join(DEMO, 'eval', `${s}.gen.jsonl`) }),
         ]),
         n('router', 'sequence_router', { limit: 10 }),
-        n('evolve', 'evolve', { method: 'ties', layer_groups: 1, budget: 11, limit: 3, seed: 2 }),
+        n('evolve', 'evolve', { method: 'ties', layer_groups: 1, budget: 12, limit: 3, seed: 2 }),
       ],
       edges: [
         e('base', 'model', 'router', 'base'),
