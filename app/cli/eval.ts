@@ -1,4 +1,4 @@
-/** `upcycle eval MODEL_DIR --task FILE.jsonl [--task …] [--adapter DIR] [--limit N] [--json]` */
+/** `upcycle eval MODEL_DIR --task FILE.jsonl [--task …] [--adapter DIR] [--limit N] [--chat-template] [--json]` */
 import { parseArgs } from 'node:util';
 import type { EvalReport } from '../eval/evaluate.js';
 import { runJob } from '../jobs/run-job.js';
@@ -7,7 +7,7 @@ import type { Command } from './main.js';
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'Evaluate a model (optionally + a LoRA adapter) locally on JSONL tasks: perplexity, multiple choice, exact match, MoE routing.',
-  usage: 'upcycle eval MODEL_DIR --task FILE.jsonl [--task …] [--adapter DIR] [--limit N] [--provider auto|cpu|cuda|dml|coreml|webgpu] [--max-new-tokens N] [--json]',
+  usage: 'upcycle eval MODEL_DIR --task FILE.jsonl [--task …] [--adapter DIR] [--limit N] [--provider auto|cpu|cuda|dml|coreml|webgpu] [--max-new-tokens N] [--chat-template] [--json]\n\n  --chat-template  render generation prompts and multiple-choice queries as a user turn with the model\'s chat template\n                   (like lm-eval\'s --apply_chat_template: choices scored without leading spaces, exact match on trimmed\n                   answers; perplexity texts stay plain)',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -17,6 +17,7 @@ export const evalCommand: Command = {
         limit: { type: 'string' },
         provider: { type: 'string' },
         'max-new-tokens': { type: 'string' },
+        'chat-template': { type: 'boolean' },
         json: { type: 'boolean' },
       },
       allowPositionals: true,
@@ -35,7 +36,7 @@ export const evalCommand: Command = {
     process.once('SIGINT', onSigint);
     const tty = process.stderr.isTTY;
     try {
-      const report = await runJob<EvalReport>('eval', { model: positionals[0], tasks: values.task, options: { adapter: values.adapter, limit, provider, maxNewTokens } }, {
+      const report = await runJob<EvalReport>('eval', { model: positionals[0], tasks: values.task, options: { adapter: values.adapter, limit, provider, maxNewTokens, chatTemplate: values['chat-template'] ?? false } }, {
         signal: ac.signal,
         onProgress: (p) => {
           const { task, done, total } = p as { task: string; done: number; total: number };
@@ -46,7 +47,7 @@ export const evalCommand: Command = {
       for (const n of report.notices) process.stderr.write(`note: ${n}\n`);
       if (values.json) {
         const tasks = Object.fromEntries(Object.entries(report.tasks));
-        console.log(JSON.stringify({ model: report.model, adapter: report.adapter, provider: report.provider, tasks, routing: report.routing, seconds: report.seconds }, null, 2));
+        console.log(JSON.stringify({ model: report.model, adapter: report.adapter, provider: report.provider, chat_template: report.chatTemplate, tasks, routing: report.routing, seconds: report.seconds }, null, 2));
       } else {
         console.log(formatReport(report));
       }
@@ -64,7 +65,7 @@ function positiveInt(s: string, flag: string): number {
 }
 
 export function formatReport(r: EvalReport): string {
-  const lines = [`${r.model}${r.adapter ? ` + ${r.adapter}` : ''}  (${r.provider}, ${r.seconds.toFixed(1)} s)`];
+  const lines = [`${r.model}${r.adapter ? ` + ${r.adapter}` : ''}  (${r.provider}${r.chatTemplate ? ', chat template' : ''}, ${r.seconds.toFixed(1)} s)`];
   const w = Math.max(...Object.keys(r.tasks).map((k) => k.length));
   for (const [name, m] of Object.entries(r.tasks)) {
     const parts = Object.entries(m).filter(([k]) => k !== 'n').map(([k, v]) => `${k} ${fmt(v)}`);

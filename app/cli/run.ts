@@ -50,11 +50,13 @@ async function runFile(file: string, o: { node?: string; db?: string; json?: boo
       },
     });
     if (tty) process.stderr.write('\r\x1b[K');
-    if (o.json) console.log(JSON.stringify(r, null, 2));
+    // With --json, stdout is the JSON document alone (machine-readable); the summary goes to stderr.
+    const say = o.json ? (s: string) => process.stderr.write(`${s}\n`) : (s: string) => console.log(s);
+    if (o.json) console.log(JSON.stringify({ ...r, db: store.path }, null, 2));
     else if (o.table) console.log(comparisonTable(r.results));
-    console.log(`run #${r.runId} ${r.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s — recorded in ${store.path}${r.error ? `\n${r.error}` : ''}`);
+    say(`run #${r.runId} ${r.status} in ${((performance.now() - t0) / 1000).toFixed(1)} s — recorded in ${store.path}${r.error ? `\n${r.error}` : ''}`);
     const exp = Object.entries(r.results).find(([id]) => id === 'export');
-    if (exp?.[1].artefact) console.log(`exported model: ${exp[1].artefact}`);
+    if (exp?.[1].artefact) say(`exported model: ${exp[1].artefact}`);
     return r.status === 'succeeded' ? 0 : 1;
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,12 +1,20 @@
 /**
  * Local evaluation of a model folder (optionally + a LoRA adapter) on JSONL tasks, with metrics as
  * lm-evaluation-harness defines them (research §7) and, for MoE models, routing statistics.
+ *
+ * With `chatTemplate` (lm-eval's `--apply_chat_template`), each generation prompt and each
+ * multiple-choice query becomes one user message rendered by the model's chat template with the
+ * assistant header appended; the template writes BOS itself. Like lm-eval, which drops the target
+ * delimiter then, choices are scored without their leading whitespace, and exact match compares
+ * answers trimmed (the assistant's turn starts on a fresh line, not after `=`). Perplexity texts
+ * are plain text and are scored as they are.
  */
 import { RoutingAccumulator, type LayerRouting } from '../core/routing-stats.js';
 import { Decoder, type ForwardResult } from '../runtime/decoder.js';
 import { withCheckpoint } from '../io/checkpoint.js';
-import { loadModelSession } from '../runtime/model-session.js';
+import { loadModelSession, sharedSessions } from '../runtime/model-session.js';
 import type { ProviderRequest } from '../runtime/ort.js';
+import { promptMessages } from '../runtime/chat-template.js';
 import { TextTokenizer } from '../runtime/tokenizer.js';
 import { loadTask, type Task } from './tasks.js';
 
@@ -23,8 +31,12 @@ export interface EvalOptions {
   /** Generation stops at these strings (default: newline) or EOS. */
   stop?: string[];
   maxNewTokens?: number;
+  /** Render prompts and queries with the model's chat template (see the module comment). */
+  chatTemplate?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: EvalProgress) => void;
+  /** Keep the session in this thread's shared cache for later evaluations of the same model (long-lived callers). */
+  reuseSession?: boolean;
 }
 
 export type TaskMetrics = Record<string, number> & { n: number };
@@ -33,6 +45,8 @@ export interface EvalReport {
   model: string;
   adapter: string | null;
   provider: string;
+  /** Whether prompts went through the model's chat template. */
+  chatTemplate: boolean;
   notices: string[];
   tasks: Record<string, TaskMetrics>;
   /** For MoE models: routing over all tasks' tokens, and per task. */
@@ -46,16 +60,24 @@ export async function evaluateModel(modelDir: string, taskPaths: string[], opts:
   for (const p of taskPaths) tasks.push(await loadTask(p, opts.limit));
   // Router logits are graph outputs only for MoE models (headers only: this reads config.json).
   const isMoe = await withCheckpoint(modelDir, async (ck) => !!ck.config?.moe);
-  const loaded = await loadModelSession(modelDir, { adapter: opts.adapter, kvCache: true, routing: isMoe, session: { provider: opts.provider } });
+  const loaded = await loadModelSession(modelDir, { adapter: opts.adapter, kvCache: true, routing: isMoe, session: { provider: opts.provider }, cache: opts.reuseSession ? sharedSessions : undefined });
   const moe = loaded.config.moe;
   try {
     const decoder = new Decoder(loaded);
     const tokenizer = TextTokenizer.load(modelDir, loaded.config.eosTokenId);
+    const notices = [...loaded.notices];
+    if (opts.chatTemplate) {
+      // Fails now, naming the folder, rather than after the first tasks ran.
+      await tokenizer.applyChatTemplate(promptMessages('test'), { addGenerationPrompt: true });
+      const plain = tasks.filter((t) => t.kind === 'perplexity').map((t) => t.name);
+      if (plain.length) notices.push(`the chat template does not apply to perplexity tasks (${plain.join(', ')}): their texts are scored as plain text`);
+    }
     const report: EvalReport = {
       model: modelDir,
       adapter: opts.adapter ?? null,
       provider: loaded.session.provider,
-      notices: loaded.notices,
+      chatTemplate: !!opts.chatTemplate,
+      notices,
       tasks: {},
       routing: null,
       seconds: 0,
@@ -77,7 +99,7 @@ export async function evaluateModel(modelDir: string, taskPaths: string[], opts:
     report.seconds = (performance.now() - t0) / 1000;
     return report;
   } finally {
-    await loaded.session.release();
+    await loaded.release();
   }
 }
 
@@ -113,13 +135,17 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
       n: task.items.length,
     };
   }
+  const chat = !!opts.chatTemplate;
+  /** A prompt's tokens: plain with the tokenizer's BOS, or as the user's turn of a chat. */
+  const context = async (text: string) => (chat ? (await tok.applyChatTemplate(promptMessages(text), { addGenerationPrompt: true })).ids : tok.encode(text, true));
   if (task.kind === 'multiple_choice') {
     const seqs: number[][] = [];
     const contLens: number[] = [];
+    const choiceText = (c: string) => (chat ? c.trimStart() : c);
     for (const item of task.items) {
-      const ctx = await tok.encode(item.query, true);
+      const ctx = await context(item.query);
       for (const c of item.choices) {
-        const cont = await tok.encode(c, false);
+        const cont = await tok.encode(choiceText(c), false);
         seqs.push([...ctx, ...cont]);
         contLens.push(cont.length);
       }
@@ -138,13 +164,15 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
         ll.push(s);
       }
       if (argmax(ll) === item.gold) acc1++;
-      if (argmax(ll.map((v, c) => v / item.choices[c]!.length)) === item.gold) accNorm++;
+      if (argmax(ll.map((v, c) => v / choiceText(item.choices[c]!).length)) === item.gold) accNorm++;
     }
     return { acc: acc1 / task.items.length, acc_norm: accNorm / task.items.length, n: task.items.length };
   }
   // Generation: prompts of equal token length are decoded together (exact batching, no padding).
   const stops = opts.stop ?? ['\n'];
-  const prompts = await tok.encodeBatch(task.items.map((i) => i.prompt), true);
+  const prompts = chat ? await Promise.all(task.items.map((i) => context(i.prompt))) : await tok.encodeBatch(task.items.map((i) => i.prompt), true);
+  // The tokenizer's EOS ids include generation_config's (e.g. an end-of-turn token) beyond the decoder's.
+  const eos = new Set(tok.eosIds);
   const groups = new Map<number, number[]>();
   prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
   const maxNew = opts.maxNewTokens ?? Math.max(16, ...task.items.map((i) => Buffer.byteLength(i.answer) + 8));
@@ -159,9 +187,10 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
         signal: opts.signal,
         onPrefill: (r) => hook(r, chunk.map((m) => prompts[m]!.length), prompts[chunk[0]!]!.length),
       }, async (row, ids) => {
-        const text = await tok.decode(ids, true);
+        const ended = eos.has(ids[ids.length - 1]!);
+        const text = await tok.decode(ended ? ids.slice(0, -1) : ids, true);
         texts.set(row, text);
-        return stops.some((st) => text.includes(st));
+        return ended || stops.some((st) => text.includes(st));
       });
       for (const [row, m] of chunk.entries()) {
         let text = texts.get(row) ?? (await tok.decode(outs[row]!, true));
@@ -175,7 +204,8 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
       progress(done);
     }
   }
-  const correct = task.items.filter((item, i) => predictions[i] === item.answer).length;
+  const same = (a: string, b: string) => (chat ? a.trim() === b.trim() : a === b);
+  const correct = task.items.filter((item, i) => same(predictions[i]!, item.answer)).length;
   return { exact_match: correct / task.items.length, n: task.items.length };
 }
 

@@ -300,7 +300,7 @@ async function runNode(node: PipelineNode, inputOf: InputOf, key: string, ctx: N
       const adapter = inputOf('adapter')[0]?.result.artefact;
       const tasks = inputOf('tasks').map((x) => x.result.artefact!);
       const limit = Number(p['limit'] ?? 0) || undefined;
-      const r: EvalReport = await evaluateModel(model, tasks, { adapter, limit, provider: p['provider'] as 'cpu', signal: ctx.signal, onProgress: (e) => ctx.progress(`eval ${e.task}`, e.total ? e.done / e.total : 0) });
+      const r: EvalReport = await evaluateModel(model, tasks, { adapter, limit, provider: p['provider'] as 'cpu', chatTemplate: p['chat_template'] === true, signal: ctx.signal, onProgress: (e) => ctx.progress(`eval ${e.task}`, e.total ? e.done / e.total : 0) });
       for (const n of r.notices) ctx.log('warn', n);
       r.routing?.layers.forEach((l) => ctx.series('expert_load', l.layer, { load: l.load, entropy: l.entropy }));
       // The report is the node's artefact: reusable when nothing upstream changed, and readable by users.

@@ -12,8 +12,9 @@ import type { HostTensor } from './host-tensor.js';
 import type { LoadedSession } from './model-session.js';
 
 export interface ForwardResult {
-  /** [B, S, V] */
+  /** [B, logitsRows, V]: every position, or the last `logitsToKeep` when the graph can keep fewer. */
   logits: Float32Array;
+  logitsRows: number;
   present?: Record<string, HostTensor>;
   /** Per MoE layer: router logits [B·S, E]. */
   routerLogits: Map<number, Float32Array>;
@@ -42,18 +43,24 @@ export class Decoder {
   readonly config: ModelConfig;
   readonly vocab: number;
   private readonly hasCache: boolean;
+  private readonly hasKeep: boolean;
 
   constructor(readonly loaded: LoadedSession) {
     this.config = loaded.config;
     this.vocab = loaded.config.vocabSize;
     this.hasCache = loaded.outputs.some((o) => o.startsWith('present.'));
+    this.hasKeep = loaded.session.inputs.some((i) => i.name === 'logits_to_keep');
   }
 
-  /** One forward pass over rectangular ids [B][S] starting at position `start` after `past`. */
   /** Extra graph inputs fed on every call (e.g. `router.{i}` weights during calibration). */
   extraFeeds: Record<string, HostTensor> = {};
 
-  async forward(ids: number[][], start = 0, past?: Record<string, HostTensor>): Promise<ForwardResult> {
+  /**
+   * One forward pass over rectangular ids [B][S] starting at position `start` after `past`.
+   * `logitsToKeep` > 0 asks for the logits of the last positions only (all when the graph has no
+   * `logits_to_keep` input; `logitsRows` says which).
+   */
+  async forward(ids: number[][], start = 0, past?: Record<string, HostTensor>, logitsToKeep = 0): Promise<ForwardResult> {
     const B = ids.length;
     const S = ids[0]!.length;
     const inputIds = new BigInt64Array(B * S);
@@ -67,6 +74,8 @@ export class Decoder {
       }
     }
     const feeds: Record<string, HostTensor> = { ...this.extraFeeds, input_ids: { dims: [B, S], data: inputIds }, position_ids: { dims: [B, S], data: pos } };
+    const keep = this.hasKeep && logitsToKeep > 0 && logitsToKeep < S ? logitsToKeep : 0;
+    if (this.hasKeep) feeds['logits_to_keep'] = { dims: [], data: BigInt64Array.of(BigInt(keep)) };
     const cfg = this.config;
     if (this.hasCache) {
       for (let i = 0; i < cfg.numLayers; i++) {
@@ -76,7 +85,7 @@ export class Decoder {
       }
     }
     const out = await this.loaded.session.run(feeds, this.loaded.outputs);
-    const res: ForwardResult = { logits: out['logits']!.data as Float32Array, routerLogits: new Map(), mlpInputs: new Map(), hiddenStates: new Map() };
+    const res: ForwardResult = { logits: out['logits']!.data as Float32Array, logitsRows: keep || S, routerLogits: new Map(), mlpInputs: new Map(), hiddenStates: new Map() };
     if (this.hasCache) {
       res.present = {};
       for (const [k, v] of Object.entries(out)) if (k.startsWith('present.')) res.present[k] = v;
@@ -141,12 +150,13 @@ export class Decoder {
     let start = 0;
     for (let step = 0; step < opts.maxNewTokens; step++) {
       opts.signal?.throwIfAborted();
-      const r = await this.forward(input, start, useCache ? past : undefined);
+      // Only the last position's logits pick the next token.
+      const r = await this.forward(input, start, useCache ? past : undefined, 1);
       if (step === 0) opts.onPrefill?.(r);
-      const width = input[0]!.length;
+      const rows = r.logitsRows;
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
-        const off = (b * width + width - 1) * V;
+        const off = (b * rows + rows - 1) * V;
         const tok = pick(r.logits, off, V, opts, rng);
         next.push(tok);
         if (done[b]) continue;

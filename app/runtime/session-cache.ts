@@ -1,7 +1,8 @@
 /**
  * Keeps ORT sessions open per (model file, options), because creating one maps and sometimes
  * pre-packs or constant-folds gigabytes of weights. Native memory is only returned by an explicit
- * release, so the cache offers release per model and for everything.
+ * release, so the cache offers release per model and for everything, and — for long-lived
+ * processes — leases: a session nobody holds is released once idle for `idleMs`.
  */
 import path from 'node:path';
 import { createSession, type OrtSession, type SessionConfig } from './ort.js';
@@ -26,12 +27,38 @@ export function sessionKey(modelPath: string, config: SessionConfig): string {
 interface Entry {
   modelPath: string;
   session: Promise<OrtSession>;
+  /** Open leases. */
+  users: number;
+  /** When the last lease ended (performance.now()). */
+  idleSince: number;
+}
+
+/** A hold on a cached session: `release()` ends the hold (idempotent), not the session. */
+export interface SessionLease {
+  session: OrtSession;
+  release(): void;
+}
+
+export interface SessionCacheOptions {
+  create?: Create;
+  /**
+   * Release sessions no lease has held for this long (ms), checked by an unref'd timer (it never
+   * keeps the process alive). Unset: sessions stay until released explicitly.
+   */
+  idleMs?: number;
 }
 
 export class SessionCache {
   private readonly entries = new Map<string, Entry>();
+  private readonly create: Create;
+  private readonly idleMs: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly create: Create = createSession) {}
+  constructor(options: Create | SessionCacheOptions = {}) {
+    const o = typeof options === 'function' ? { create: options } : options;
+    this.create = o.create ?? createSession;
+    this.idleMs = o.idleMs;
+  }
 
   get size(): number {
     return this.entries.size;
@@ -53,7 +80,7 @@ export class SessionCache {
       if (this.entries.get(key) === hit) this.entries.delete(key);
       return this.get(modelPath, config);
     }
-    const entry: Entry = { modelPath: path.resolve(modelPath), session: this.create(modelPath, config) };
+    const entry: Entry = { modelPath: path.resolve(modelPath), session: this.create(modelPath, config), users: 0, idleSince: performance.now() };
     this.entries.set(key, entry);
     try {
       return await entry.session;
@@ -61,6 +88,48 @@ export class SessionCache {
       if (this.entries.get(key) === entry) this.entries.delete(key);
       throw e;
     }
+  }
+
+  /**
+   * The cached session plus a lease: while any lease is open the idle sweep keeps the session
+   * (an explicit `release` still frees it).
+   */
+  async acquire(modelPath: string, config: SessionConfig = {}): Promise<SessionLease> {
+    const session = await this.get(modelPath, config);
+    const entry = this.entries.get(sessionKey(modelPath, config));
+    if (entry === undefined) return { session, release: () => {} };
+    entry.users++;
+    let open = true;
+    return {
+      session,
+      release: () => {
+        if (!open) return;
+        open = false;
+        entry.users--;
+        if (entry.users === 0) {
+          entry.idleSince = performance.now();
+          this.schedule();
+        }
+      },
+    };
+  }
+
+  /** Releases sessions without leases idle for at least `idleMs` (default: the cache's own). Returns how many. */
+  async releaseIdle(idleMs = this.idleMs ?? 0): Promise<number> {
+    const now = performance.now();
+    const keys = [...this.entries].filter(([, e]) => e.users === 0 && now - e.idleSince >= idleMs).map(([k]) => k);
+    return this.releaseKeys(keys);
+  }
+
+  private schedule(): void {
+    if (this.idleMs === undefined || this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.releaseIdle().then(() => {
+        if ([...this.entries.values()].some((e) => e.users === 0)) this.schedule();
+      });
+    }, this.idleMs);
+    this.timer.unref();
   }
 
   has(modelPath: string, config: SessionConfig = {}): boolean {

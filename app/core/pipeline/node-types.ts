@@ -128,7 +128,11 @@ export const NODE_TYPES: Record<string, NodeTypeDef> = {
     type: 'evaluate', label: 'Evaluate', category: 'evaluate', description: 'Perplexity, multiple choice, exact match and routing, locally.',
     inputs: [{ name: 'model', label: 'model', types: ['model'] }, { name: 'adapter', label: 'adapter', types: ['adapter'], optional: true }, { name: 'tasks', label: 'tasks', types: ['dataset'], multiple: true }],
     outputs: [{ name: 'report', label: 'report', types: ['report'] }],
-    params: [{ key: 'limit', label: 'Items per task (0 = all)', kind: 'integer', default: 0 }, { key: 'provider', label: 'Runtime', kind: 'enum', default: 'cpu', choices: ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] }],
+    params: [
+      { key: 'limit', label: 'Items per task (0 = all)', kind: 'integer', default: 0 },
+      { key: 'provider', label: 'Runtime', kind: 'enum', default: 'cpu', choices: ['auto', 'cpu', 'cuda', 'dml', 'coreml', 'webgpu'] },
+      { key: 'chat_template', label: 'Chat template', kind: 'boolean', default: false, help: 'generation prompts and multiple-choice queries go through the model\'s chat template as a user turn (like lm-eval\'s --apply_chat_template); perplexity texts stay plain' },
+    ],
   },
   export: {
     type: 'export', label: 'Export', category: 'output', description: 'Write the model as a Hugging Face folder or an ONNX folder.',

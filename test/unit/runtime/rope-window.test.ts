@@ -29,6 +29,7 @@ async function logits(config: Record<string, unknown>, ids: number[][], opts: { 
       position_ids: { dims: [ids.length, S], data: BigInt64Array.from(ids.flatMap((r) => r.map((_, s) => BigInt(s)))) },
     };
     if (opts.kv) {
+      feeds['logits_to_keep'] = { dims: [], data: BigInt64Array.of(0n) };
       const c = loaded.config;
       for (let i = 0; i < c.numLayers; i++) {
         for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = { dims: [ids.length, c.numKvHeads, 0, c.headDim], data: new Float32Array(0) };

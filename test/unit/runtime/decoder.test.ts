@@ -1,0 +1,54 @@
+/** logits_to_keep: generation's last-position logits equal the full forward's last row. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { Decoder } from '../../../app/runtime/decoder.js';
+import { loadModelSession } from '../../../app/runtime/model-session.js';
+import { tempDir } from '../../helpers/paths.js';
+import { tinyInputIds, writeTinyModel } from '../../helpers/tiny-models.js';
+import { assertClose } from './helpers.js';
+
+const tmp = tempDir('upcycle-decoder-');
+process.env['UPCYCLE_CACHE_DIR'] = join(tmp.dir, 'cache');
+after(tmp.cleanup);
+
+const V = 64;
+const llama = { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: V, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 64 };
+
+test('logits_to_keep: last rows only, equal to the full forward; 0 (and k ≥ S) keep all; greedy with/without cache agree', async () => {
+  const dir = join(tmp.dir, 'llama');
+  await writeTinyModel(dir, llama, 5);
+  const loaded = await loadModelSession(dir, { kvCache: true });
+  try {
+    assert.ok(loaded.session.inputs.some((i) => i.name === 'logits_to_keep'), 'cached graphs take logits_to_keep');
+    const dec = new Decoder(loaded);
+    const ids = tinyInputIds(2, 9, V, 11);
+    const full = await dec.forward(ids);
+    assert.equal(full.logitsRows, 9);
+    assert.equal(full.logits.length, 2 * 9 * V);
+    for (const k of [1, 3]) {
+      const kept = await dec.forward(ids, 0, undefined, k);
+      assert.equal(kept.logitsRows, k);
+      for (let b = 0; b < 2; b++) {
+        assertClose(kept.logits.subarray(b * k * V, (b + 1) * k * V), full.logits.subarray((b * 9 + 9 - k) * V, (b + 1) * 9 * V), 1e-5, `k=${k} row ${b}`);
+      }
+      // The KV cache still covers every position.
+      assert.deepEqual(kept.present!['present.0.key']!.dims, [2, 2, 9, 8]);
+    }
+    assert.equal((await dec.forward(ids, 0, undefined, 20)).logitsRows, 9);
+    const a = await dec.generate([ids[0]!], { maxNewTokens: 12, cache: true }, () => false);
+    const b = await dec.generate([ids[0]!], { maxNewTokens: 12, cache: false }, () => false);
+    assert.deepEqual(a, b);
+  } finally {
+    await loaded.release();
+  }
+  // Graphs without a cache keep the plain interface (no logits_to_keep input) unless asked.
+  const plain = await loadModelSession(dir);
+  try {
+    assert.ok(!plain.session.inputs.some((i) => i.name === 'logits_to_keep'));
+    const r = await new Decoder(plain).forward([[1, 2, 3]], 0, undefined, 1);
+    assert.equal(r.logitsRows, 3, 'falls back to every position');
+  } finally {
+    await plain.release();
+  }
+});
