@@ -6,6 +6,7 @@
  * `{filter, value}` conditionals. Paths are local folders relative to the YAML file; `a+b` is a
  * model with a PEFT adapter merged in first. Anything we do not support is an error naming it.
  */
+import { parseChatTemplateChoice, type ChatTemplateChoice } from './chat-template.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDTypeName, type DType } from '../core/dtypes.js';
@@ -43,6 +44,8 @@ export interface MergeRecipe {
   parameters: Record<string, Setting>;
   outDtype?: DType;
   tokenizerSource: 'base' | ModelRef;
+  /** mergekit's `chat_template`: set on the output's tokenizer (app/merge/chat-template.ts). */
+  chatTemplate?: ChatTemplateChoice;
   randomSeed?: number;
   /** The YAML as parsed, for mergekit_config.yml and the model card. */
   raw: Record<string, unknown>;
@@ -75,7 +78,13 @@ export function parseMergeConfig(doc: unknown, baseDir: string, where = 'config'
   for (const k of Object.keys(c)) if (!TOP_KEYS.has(k)) bad(`unknown key "${k}" (supported: ${[...TOP_KEYS].filter((x) => x !== 'modules').join(', ')})`);
   if (c['modules'] !== undefined) bad('"modules" (multi-module configs) is not supported; use models or slices');
   if (c['tokenizer'] !== undefined) bad('"tokenizer" (vocabulary surgery) is not supported yet; use tokenizer_source: base or a model');
-  if (c['chat_template'] !== undefined && typeof c['chat_template'] !== 'string') bad('chat_template must be a string');
+  if (c['chat_template'] !== undefined && typeof c['chat_template'] !== 'string') bad('chat_template must be a string: "auto", a format name or a Jinja template');
+  let chatTemplate: ChatTemplateChoice | undefined;
+  try {
+    chatTemplate = typeof c['chat_template'] === 'string' ? parseChatTemplateChoice(c['chat_template']) : undefined;
+  } catch (e) {
+    bad((e as Error).message);
+  }
   const methodId = c['merge_method'];
   if (typeof methodId !== 'string') bad('merge_method is missing');
   if (!MERGE_METHOD_IDS.includes(methodId as string)) bad(`merge_method "${String(methodId)}" is not supported (supported: ${MERGE_METHOD_IDS.join(', ')})`);
@@ -172,7 +181,7 @@ export function parseMergeConfig(doc: unknown, baseDir: string, where = 'config'
   const seed = c['random_seed'];
   if (seed !== undefined && !Number.isInteger(seed)) bad('random_seed must be an integer');
   const models = [...(base ? [base] : []), ...[...refs.values()].filter((r) => r !== base)];
-  return { method: m, base, fullDepth, slices, parameters, outDtype, tokenizerSource, randomSeed: seed as number | undefined, raw: c, models };
+  return { method: m, base, fullDepth, slices, parameters, outDtype, tokenizerSource, chatTemplate, randomSeed: seed as number | undefined, raw: c, models };
 }
 
 function settings(v: unknown, where: string, bad: (m: string) => never): Record<string, Setting> {
