@@ -8,7 +8,7 @@
  * in the shard. The next chunk is read while the current one is computed, and the previous chunk's
  * write runs meanwhile.
  *
- * Methods with statistics passes (TIES's top-k threshold) sweep the tensor several times; their
+ * Methods with statistics passes (TIES's top-k threshold, DARE's L1 rescale norms) sweep the tensor several times; their
  * inputs are then either kept whole in stored dtype for the task (`cacheRaw`: read once, chunk by
  * chunk during the first sweep, which computes on each chunk while it is still in the CPU cache)
  * or read again for every sweep. Before the first sweep, a small even sample (16 runs of 1024

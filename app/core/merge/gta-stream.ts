@@ -1,6 +1,7 @@
 /**
  * The GTA maths of task-arithmetic.ts as a block stream (`TensorStream`), for the variants whose
  * sparsifier needs only whole-tensor statistics: none (task_arithmetic) and `magnitude` (ties).
+ * (DARE's Bernoulli drop streams in dare-stream.ts.)
  * Bit-identical to `gtaMerge` for any blocking: every float32 operation happens in the same order.
  *
  * TIES's top-k of |δᵢ| (k = int(dᵢ·n)) is a radix selection over the float32 bit patterns of |δ|
@@ -105,7 +106,10 @@ interface ModelState {
   thr: number;
   tiesKept: number;
   ties: number;
-  /** [Σ|δ|, Σ|m ⊙ δ|, L1 factor (NaN: none)] — doubles, as the reference sums them. */
+  /**
+   * [Σ|δ|, Σ|m ⊙ δ|, L1 factor, 1 when the factor is skipped] — doubles, as the reference sums them.
+   * (A non-finite input makes the factor NaN without skipping it, as in `applyMask`.)
+   */
   readonly sums: Float64Array;
 }
 
@@ -141,7 +145,7 @@ export function gtaStream(v: GtaVariant, r: ResolvedSpec): TensorStream | undefi
       w, dw: countMean ? 1 : w, density, sparse, k,
       hist: EMPTY_U32, low: EMPTY_U32, sampleLo: 0, sampleSpan: 0, fine: EMPTY_U32,
       bucket: 0, rankInBucket: 0, lessBelowBucket: 0, cands: new Int32Array(0), candCount: 0, simdCounts: new Float64Array(2 * MAX_CANDIDATES), slots: EMPTY_U32,
-      stage: sparse ? 'hist' : 'done', thr: -1, tiesKept: 0, ties: 0, sums: Float64Array.of(0, 0, NaN),
+      stage: sparse ? 'hist' : 'done', thr: -1, tiesKept: 0, ties: 0, sums: Float64Array.of(0, 0, NaN, 1),
     };
   });
   const anySparse = models.some((m) => m.sparse);
@@ -451,7 +455,8 @@ export function gtaStream(v: GtaVariant, r: ResolvedSpec): TensorStream | undefi
         if (!st.sparse) continue;
         const b = f(st.sums[0]!);
         const a = f(st.sums[1]!);
-        st.sums[2] = b < RESCALE_EPS || a < RESCALE_EPS ? NaN : f(b / a);
+        st.sums[3] = +(b < RESCALE_EPS || a < RESCALE_EPS);
+        st.sums[2] = f(b / a);
       }
     }
     for (const st of models) {
@@ -529,7 +534,7 @@ export function gtaStream(v: GtaVariant, r: ResolvedSpec): TensorStream | undefi
         weightedDelta(base, ms[i]!, length, deltas[i]!, st.w);
         continue;
       }
-      const mode = inverse ? Rescale.Inverse : l1 && !Number.isNaN(st.sums[2]!) ? Rescale.Factor : Rescale.None;
+      const mode = inverse ? Rescale.Inverse : l1 && st.sums[3] === 0 ? Rescale.Factor : Rescale.None;
       st.ties = maskedDelta(base, ms[i]!, length, deltas[i]!, bits[i]!, sel, st.w, st.thr, st.ties, mode, mode === Rescale.Inverse ? st.density : st.sums[2]!);
     }
     // 4-8: elect, mix, normalize, scale, add to the base.
@@ -699,8 +704,8 @@ function maskedDelta(
   return ties;
 }
 
-/** TIES election (sum or count of signs), weighted disjoint sum, normalize, λ, + base. */
-function electAndMix(
+/** TIES election (sum or count of signs), weighted disjoint sum, normalize, λ, + base (also dare-stream.ts). */
+export function electAndMix(
   deltas: readonly Float32Array[], count: number, dws: Float64Array, countVote: boolean, base: Float32Array, out: Float32Array, n: number,
   normalize: boolean, scale: boolean, lambda32: number,
 ): void {
@@ -724,8 +729,8 @@ function electAndMix(
   }
 }
 
-/** Task arithmetic without election: Σ Δᵢ, normalize, λ, + base. */
-function sumAndMix(
+/** Task arithmetic without election: Σ Δᵢ, normalize, λ, + base (also dare-stream.ts). */
+export function sumAndMix(
   deltas: readonly Float32Array[], count: number, divisor: number, base: Float32Array, out: Float32Array, n: number,
   normalize: boolean, scale: boolean, lambda32: number,
 ): void {

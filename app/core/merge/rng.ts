@@ -76,6 +76,11 @@ export interface Rng {
   nextFloat(): number;
   /** An independent stream derived from this stream's seed material and `key`. */
   fork(key: string | number): Rng;
+  /**
+   * `keep[j] = nextFloat() < p ? 1 : 0` for j < length: exactly `length` draws, the same ones
+   * `length` calls of `nextFloat` would make (DARE's Bernoulli drop mask, drawn block by block).
+   */
+  fillBernoulli(p: number, keep: Uint8Array, length: number): void;
 }
 
 /** Four 32-bit words (128 bits of state or seed material). */
@@ -94,8 +99,8 @@ function expandSeed(material: Uint32x4): Uint32x4 {
 }
 
 class Xoshiro128 implements Rng {
-  /** State as int32 words (keeps the hot loop in small integers, no boxed doubles). */
-  private readonly s = new Int32Array(4);
+  /** State as int32 words (keeps the hot loop in small integers, no boxed doubles); see `liveState`. */
+  readonly s = new Int32Array(4);
 
   constructor(
     private readonly material: Uint32x4,
@@ -128,6 +133,31 @@ class Xoshiro128 implements Rng {
     return (this.step() >>> 8) * 5.9604644775390625e-8; // 2^-24
   }
 
+  fillBernoulli(p: number, keep: Uint8Array, length: number): void {
+    const limit = bernoulliLimit(p);
+    const s = this.s;
+    // The state lives in locals for the loop (one `step` per element, the same update).
+    let s0 = s[0];
+    let s1 = s[1];
+    let s2 = s[2];
+    let s3 = s[3];
+    for (let j = 0; j < length; j++) {
+      const x = Math.imul(rotl32(Math.imul(s1, 5), 7), 9);
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = rotl32(s3, 11);
+      keep[j] = +(x >>> 8 < limit);
+    }
+    s[0] = s0;
+    s[1] = s1;
+    s[2] = s2;
+    s[3] = s3;
+  }
+
   fork(key: string | number): Rng {
     const h = hashKey(key);
     const m = this.material;
@@ -142,11 +172,82 @@ class Xoshiro128 implements Rng {
 }
 
 /**
+ * The live state of a generator made here (four int32 words, modified by its draws), so that a
+ * kernel elsewhere (the WebAssembly DARE kernels, simd.ts) can continue exactly these draws and
+ * hand the state back; undefined for other `Rng` implementations (test doubles).
+ */
+export function liveState(rng: Rng): Int32Array | undefined {
+  return rng instanceof Xoshiro128 ? rng.s : undefined;
+}
+
+/** Jump tables by step count: column b (4 words) is the state `steps` updates after the unit state e_b. */
+const jumpTables = new Map<number, Int32Array>();
+
+/**
+ * The xoshiro128** state `steps` updates after `state` (into `out`), as `steps` draws would leave it.
+ * The update is linear over GF(2)¹²⁸, so the jumped state is the XOR of the columns of the unit
+ * states whose bits are set (the table is built once per step count by stepping each unit state).
+ * Lets the DARE kernels (simd.ts) run the two halves of a block's draws side by side.
+ */
+export function jumpState(state: Int32Array, steps: number, out: Int32Array): Int32Array {
+  let table = jumpTables.get(steps);
+  if (!table) {
+    table = new Int32Array(128 * 4);
+    for (let b = 0; b < 128; b++) {
+      const w = b >> 5;
+      const one = 1 << (b & 31);
+      let s0 = w === 0 ? one : 0;
+      let s1 = w === 1 ? one : 0;
+      let s2 = w === 2 ? one : 0;
+      let s3 = w === 3 ? one : 0;
+      for (let k = 0; k < steps; k++) {
+        // `Xoshiro128.step`'s state update
+        const t = s1 << 9;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = rotl32(s3, 11);
+      }
+      table.set([s0, s1, s2, s3], 4 * b);
+    }
+    jumpTables.set(steps, table);
+  }
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  let d = 0;
+  for (let bit = 0; bit < 128; bit++) {
+    const m = -((state[bit >> 5]! >>> (bit & 31)) & 1); // all ones when the bit is set (no branch: the bits are random)
+    a ^= table[4 * bit]! & m;
+    b ^= table[4 * bit + 1]! & m;
+    c ^= table[4 * bit + 2]! & m;
+    d ^= table[4 * bit + 3]! & m;
+  }
+  out[0] = a;
+  out[1] = b;
+  out[2] = c;
+  out[3] = d;
+  return out;
+}
+
+/**
  * A generator started from an explicit xoshiro128** state (for known-answer tests against
  * the reference implementation). Its forks derive from the same four words.
  */
 export function xoshiro128FromState(state: Uint32x4): Rng {
   return new Xoshiro128(state, state);
+}
+
+/**
+ * The integer form of a draw's `nextFloat() < p`: (x >>> 8) < limit for the draw's 32-bit output x.
+ * nextFloat() < p ⟺ (x >>> 8)·2⁻²⁴ < p ⟺ (x >>> 8) < p·2²⁴ (exact: a power-of-two scaling)
+ * ⟺ (x >>> 8) < ⌈p·2²⁴⌉, as x >>> 8 is an integer. p ≤ 0 or NaN keeps nothing, as `<` does; p ≥ 1
+ * keeps everything (limit ≥ 2²⁴).
+ */
+export function bernoulliLimit(p: number): number {
+  return p > 0 ? Math.min(Math.ceil(p * 16777216), 16777216) : 0;
 }
 
 /** Split a non-negative safe integer seed into two 32-bit words. */

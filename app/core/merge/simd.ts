@@ -1,16 +1,19 @@
 /**
- * WebAssembly SIMD kernels for the hot streamed merges — linear, and TIES with two models — on
- * blocks in their stored dtype (BF16 or F32 in, BF16 or F32 out): 4 elements per instruction,
- * with no float32 tensor, no decode loop and no encode loop in JavaScript.
+ * WebAssembly SIMD kernels for the hot streamed merges — linear, TIES with two models, and DARE
+ * (dare_linear) with two models — on blocks in their stored dtype (BF16 or F32 in, BF16 or F32
+ * out): 4 elements per instruction, with no float32 tensor, no decode loop and no encode loop in
+ * JavaScript.
  *
- * They compute exactly what the JavaScript stream kernels compute (linear.ts, gta-stream.ts):
+ * They compute exactly what the JavaScript stream kernels compute (linear.ts, gta-stream.ts,
+ * dare-stream.ts):
  * WebAssembly's f32x4 add, sub, mul and div are IEEE single-precision operations with
  * round-to-nearest-even, i.e. `Math.fround` of the exact result, applied in the same order; BF16
  * output uses the same integer rounding as `fromFloat32`. The one thing WebAssembly leaves open is
  * the payload of a NaN produced from a NaN operand, so the kernels report whether a block had a
  * non-finite input, and the caller then recomputes that block with the JavaScript kernel (the TIES
- * apply kernel skips the test when a statistics sweep already found every input finite). Tests
- * hold the two paths bit for bit equal.
+ * apply kernel skips the test when a statistics sweep already found every input finite; the DARE
+ * apply kernel tests its outputs instead: a finite output never saw a NaN). Tests hold the two
+ * paths bit for bit equal.
  *
  * Memory: one `WebAssembly.Memory` per thread: five input slots and one output slot of
  * SIMD_BLOCK elements (4 bytes each), a small area for counters, then an arena where a caller may
@@ -20,7 +23,7 @@
  */
 import type { DType } from '../dtypes.js';
 import {
-  block, br, brIf, f32c, ifElse, f32x4, get, i16x8, i32, i32c, i32x4, loop, module, set, T, tee, v128,
+  block, br, brIf, f32c, f64x2, ifElse, f32x4, get, i16x8, i32, i32c, i32s, i32x4, i64x2, loop, module, set, T, tee, v128,
   type Code, type Func, type ValType,
 } from './wasm-asm.js';
 
@@ -32,6 +35,11 @@ const OUT = SIMD_INPUTS * SLOT;
 const MISC = OUT + SLOT;
 /** Accumulated 'count' results: up to 2 models × 4 candidates × [lt, eq] i32x4 vectors. */
 const COUNTS = MISC + 16;
+/**
+ * DARE kernels' state: two xoshiro128** states (4 × i32 each), then Σ|δ| of models 0, 1 and Σ|m ⊙ δ|
+ * of models 0, 1 (f64), then (split calls) the two states jumped ahead by half the call.
+ */
+const DARE = MISC + 512;
 /** Start of the arena (page-aligned, above the fixed area). */
 const ARENA = Math.ceil((MISC + 1024) / 65536) * 65536;
 const PAGES = ARENA / 65536;
@@ -294,6 +302,180 @@ function tiesApplyFunc(dtypes: SimdDType[], out: SimdDType, normalize: boolean, 
   return { name: 'run', params, results: [T.i32], locals: L.types, body: [...init, ...forEach4(0, j, c, body), ...fin, ...get(bad!), ...v128.anyTrue] };
 }
 
+// ─────────────────────────── DARE (scalar) ───────────────────────────
+//
+// DARE's drop masks come from one xoshiro128** stream per model, in flat order (rng.ts, sparsify.ts),
+// and mergekit's L1 rescale sums |δ| in flat order in doubles: both are serial chains along the
+// tensor, so the statistics kernel runs the two models' chains side by side in lanes (one element
+// per step) and stores the keep flags; the apply kernel then takes four elements per step, reading
+// the flags. The generator states and the sums live at DARE between calls.
+
+/** Adds `bytes` to the i32 local `ptr`. */
+const advance = (ptr: number, bytes: number): Code => [...get(ptr), ...i32c(bytes), ...i32.add, ...set(ptr)];
+const size = (d: SimdDType) => (d === 'BF16' ? 2 : 4);
+
+/**
+ * Loads the two generator states at DARE into v128 locals `S[q]` = (model 0 word q, model 1 word q,
+ * then lanes 2, 3: the all-zero state, unused — or with `split` the states DARE + 64 holds, the same
+ * generators jumped ahead by half the call's elements).
+ */
+const loadStateLanes = (S: number[], split: boolean): Code => S.flatMap((l, q) => [
+  ...i32c(0), ...i32.load(DARE + 4 * q), ...i32x4.splat, ...i32c(0), ...i32.load(DARE + 16 + 4 * q), ...i32x4.replaceLane(1),
+  ...(split ? [...i32c(0), ...i32.load(DARE + 64 + 4 * q)] : i32c(0)), ...i32x4.replaceLane(2),
+  ...(split ? [...i32c(0), ...i32.load(DARE + 80 + 4 * q)] : i32c(0)), ...i32x4.replaceLane(3), ...set(l),
+]);
+/** Stores lanes `from`, `from + 1` of the state locals as the two models' states at DARE. */
+const storeStateLanes = (S: number[], from: number): Code => S.flatMap((l, q) => [
+  ...i32c(0), ...get(l), ...i32x4.extractLane(from), ...i32.store(DARE + 4 * q),
+  ...i32c(0), ...get(l), ...i32x4.extractLane(from + 1), ...i32.store(DARE + 16 + 4 * q),
+]);
+/** v128 rotl of i32 lanes by k. */
+const rotlLanes = (v: Code, k: number): Code => [...v, ...i32c(k), ...i32x4.shl, ...v, ...i32c(32 - k), ...i32x4.shrU, ...v128.or];
+
+/**
+ * DARE statistics for mergekit's L1 rescale, two masked models, both generators side by side in
+ * i32 lanes 0 and 1 (one xoshiro128** step per lane and element, the same draws as rng.ts) and both
+ * models' [Σ|δ|, Σ|m ⊙ δ|] in f64x2 lanes (each lane its own flat-order chain, as sparsify.ts
+ * `applyMask` sums; adding +0 for a dropped entry changes no sum). It also stores the keep flags,
+ * one byte per 4 elements e: bit 2(e mod 4) + i for model i, which the apply kernel reads instead of
+ * drawing again. (n, base, x0, x1, bits, limit0, limit1), n a multiple of 4. NaN or ±Inf inputs
+ * need no care: the sums are only compared and divided afterwards. Without `dtypes` (`dareDraw`)
+ * it only draws and stores the keep flags (base, x0, x1 unused), for the modes without statistics.
+ * `split` (n a multiple of 8): lanes 2 and 3 run the same two generators from element n/2 on (their
+ * states jumped ahead by n/2 draws, rng.ts `jumpState`, at DARE + 64), so one step draws four flags;
+ * the sums of the second half follow in a second loop from the stored flags, in order, and the
+ * generators end where lanes 2 and 3 end.
+ */
+function dareScanFunc(dtypes: SimdDType[] | null, split: boolean): Func {
+  // null: only draw the keep flags (no inputs are read, no sums: `dareDraw`).
+  const sums = dtypes !== null;
+  const params: ValType[] = [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.i32];
+  const L = new Locals(params.length);
+  const j = L.add(T.i32);
+  const byte = L.add(T.i32);
+  const byteB = L.add(T.i32);
+  const half = L.add(T.i32);
+  const bm = L.add(T.i32);
+  const S = [0, 1, 2, 3].map(() => L.add(T.v128));
+  const [t, keep, lim, u, a, before, after, bv, a0, a1] = Array.from({ length: 10 }, () => L.add(T.v128)) as number[];
+  const [S0, S1, S2, S3] = S as [number, number, number, number];
+  const xor = (dst: number, src: number): Code => [...get(dst), ...get(src), ...v128.xor, ...set(dst)];
+  const [db, d0, d1] = (dtypes ?? ['F32', 'F32', 'F32']) as [SimdDType, SimdDType, SimdDType];
+  /** The f32x4 of 4 elements at the address in local `ptr`. */
+  const load4 = (ptr: number, d: SimdDType): Code => d === 'BF16' ? [...get(ptr), ...v128.load16x4u(), ...i32c(16), ...i32x4.shl] : [...get(ptr), ...v128.load()];
+  // |δ₀|, |δ₁| of the 4 elements (f32x4 each); element e's pair goes to f64 lanes 0, 1 below.
+  const absDeltas: Code = [
+    ...load4(1, db), ...set(bv!),
+    ...load4(2, d0), ...get(bv!), ...f32x4.sub, ...f32x4.abs, ...set(a0!),
+    ...load4(3, d1), ...get(bv!), ...f32x4.sub, ...f32x4.abs, ...set(a1!),
+  ];
+  const pairOf = (e: number): Code => {
+    const pick = [0, 1, 2, 3].map((k) => 4 * e + k);
+    return [...get(a0!), ...get(a1!), ...v128.shuffle([...pick, ...pick.map((k) => 16 + k), 0, 1, 2, 3, 4, 5, 6, 7]), ...f64x2.promoteLowF32x4, ...set(a!)];
+  };
+  const addSums = (mask64: Code): Code => [
+    ...get(before!), ...get(a!), ...f64x2.add, ...set(before!),
+    ...get(after!), ...get(a!), ...mask64, ...v128.and, ...f64x2.add, ...set(after!),
+  ];
+  const advanceInputs: Code = sums ? [...advance(1, 4 * size(db)), ...advance(2, 4 * size(d0)), ...advance(3, 4 * size(d1))] : [];
+  const bitsAt = (extra: Code): Code => [...get(4), ...get(j), ...i32c(2), ...i32s.shrU, ...i32.add, ...extra];
+
+  // Loop 1: the draws (elements j of lanes 0, 1; with `split` also elements half + j in lanes 2, 3)
+  // and the sums of element j.
+  const body: Code = [...i32c(0), ...set(byte), ...i32c(0), ...set(byteB), ...(sums ? absDeltas : [])];
+  for (let e = 0; e < 4; e++) {
+    body.push(
+      ...(sums ? pairOf(e) : []),
+      // keep = (rotl(S1·5, 7)·9 >>> 8) < limit (unsigned; ·5 and ·9 as shift-and-add), then the
+      // xoshiro128** state update
+      ...get(S1), ...i32c(2), ...i32x4.shl, ...get(S1), ...i32x4.add, ...set(u!),
+      ...rotlLanes(get(u!), 7), ...set(u!),
+      ...get(u!), ...i32c(3), ...i32x4.shl, ...get(u!), ...i32x4.add, ...i32c(8), ...i32x4.shrU, ...get(lim!), ...i32x4.ltU, ...set(keep!),
+      ...get(S1), ...i32c(9), ...i32x4.shl, ...set(t!),
+      ...xor(S2, S0), ...xor(S3, S1), ...xor(S1, S2), ...xor(S0, S3), ...xor(S2, t!),
+      ...rotlLanes(get(S3), 11), ...set(S3),
+      ...(sums ? addSums([...get(keep!), ...i64x2.extendLowI32x4S]) : []),
+      ...get(keep!), ...i32x4.bitmask, ...set(bm),
+      ...get(byte), ...get(bm), ...i32c(3), ...i32s.and, ...i32c(2 * e), ...i32s.shl, ...i32s.or, ...set(byte),
+      ...(split ? [...get(byteB), ...get(bm), ...i32c(2), ...i32s.shrU, ...i32c(2 * e), ...i32s.shl, ...i32s.or, ...set(byteB)] : []),
+    );
+  }
+  body.push(...bitsAt([]), ...get(byte), ...i32s.store8());
+  if (split) body.push(...bitsAt([...get(half), ...i32c(2), ...i32s.shrU, ...i32.add]), ...get(byteB), ...i32s.store8());
+  body.push(...advanceInputs);
+
+  // Loop 2 (`split` with sums): the sums of elements half … n − 1, from the flags loop 1 stored.
+  const body2: Code = [...absDeltas, ...bitsAt([]), ...i32s.load8u(), ...i32x4.splat, ...set(u!)];
+  for (let e = 0; e < 4; e++) {
+    const bits = new Uint8Array(Int32Array.of(1 << (2 * e), 2 << (2 * e), 0, 0).buffer);
+    body2.push(...pairOf(e), ...addSums([...get(u!), ...v128.const(bits), ...v128.and, ...splatI32(0), ...i32x4.ne, ...i64x2.extendLowI32x4S]));
+  }
+  body2.push(...advanceInputs);
+
+  const limits: Code[] = split ? [get(5), get(6), get(5), get(6)] : [get(5), get(6), i32c(0), i32c(0)]; // 0 keeps nothing
+  return {
+    name: 'run', params, results: [T.i32], locals: L.types,
+    body: [
+      ...loadStateLanes(S, split),
+      ...limits[0]!, ...i32x4.splat, ...limits[1]!, ...i32x4.replaceLane(1), ...limits[2]!, ...i32x4.replaceLane(2), ...limits[3]!, ...i32x4.replaceLane(3), ...set(lim!),
+      ...i32c(0), ...v128.load(DARE + 32), ...set(before!), ...i32c(0), ...v128.load(DARE + 48), ...set(after!),
+      ...get(0), ...(split ? [...i32c(1), ...i32s.shrU] : []), ...set(half),
+      ...i32c(0), ...set(j),
+      ...block(loop(get(j), get(half), i32.geS, brIf(1), body, get(j), i32c(4), i32.add, set(j), br(0))),
+      ...(split && sums ? block(loop(get(j), get(0), i32.geS, brIf(1), body2, get(j), i32c(4), i32.add, set(j), br(0))) : []),
+      ...storeStateLanes(S, split ? 2 : 0),
+      ...i32c(0), ...get(before!), ...v128.store(DARE + 32), ...i32c(0), ...get(after!), ...v128.store(DARE + 48),
+      ...i32c(0),
+    ],
+  };
+}
+
+/**
+ * DARE apply from stored keep flags (see `dareScanFunc`), two models without sign election, four
+ * elements per step: Δᵢ = kept ? f(f(δᵢ · cᵢ | δᵢ / cᵢ) · wᵢ) : zᵢ, out = base + λ·(f(f(0 + Δ₀) + Δ₁) [/ D])
+ * as `dropPair` in dare-stream.ts. (n, out, base, x0, x1, bits, w0, w1, z0, z1, c0, c1, D, λ), n a
+ * multiple of 4 → 1 when an output was not finite (the caller redoes the block in JavaScript).
+ */
+function dareApplyBitsFunc(dtypes: SimdDType[], out: SimdDType, div: readonly boolean[], normalize: boolean, scale: boolean): Func {
+  const params: ValType[] = [T.i32, T.i32, T.i32, T.i32, T.i32, T.i32, T.f32, T.f32, T.f32, T.f32, T.f32, T.f32, T.f32, T.f32];
+  const [W0, Z0, C0, DIV, LAM] = [6, 8, 10, 12, 13];
+  const L = new Locals(params.length);
+  const j = L.add(T.i32);
+  const c: Cursor = { j2: L.add(T.i32), j4: L.add(T.i32) };
+  const [b, mb, m, o, bad, zero] = Array.from({ length: 6 }, () => L.add(T.v128)) as number[];
+  const d = [L.add(T.v128), L.add(T.v128)];
+  const consts = [0, 1, 2, 3, 4].map(() => L.add(T.v128)); // w0 w1 z0 z1 … as splats
+  const [w0, w1, z0, z1, cs0] = consts as [number, number, number, number, number];
+  const cs1 = L.add(T.v128);
+  const dv = L.add(T.v128);
+  const lam = L.add(T.v128);
+  const sel = [Int32Array.of(1, 4, 16, 64), Int32Array.of(2, 8, 32, 128)].map((x) => new Uint8Array(x.buffer));
+  const body: Code = [
+    ...load(2, dtypes[0]!, c), ...set(b!),
+    ...get(5), ...get(j), ...i32c(2), ...i32s.shrU, ...i32.add, ...i32s.load8u(), ...i32x4.splat, ...set(mb!),
+  ];
+  for (let mi = 0; mi < 2; mi++) {
+    body.push(
+      ...load(3 + mi, dtypes[1 + mi]!, c), ...get(b!), ...f32x4.sub, ...get(mi === 0 ? cs0 : cs1), ...(div[mi] ? f32x4.div : f32x4.mul), ...get(mi === 0 ? w0 : w1), ...f32x4.mul,
+      ...get(mi === 0 ? z0 : z1),
+      ...get(mb!), ...v128.const(sel[mi]!), ...v128.and, ...get(zero!), ...i32x4.ne,
+      ...v128.bitselect, ...set(d[mi]!),
+    );
+  }
+  body.push(...get(zero!), ...get(d[0]!), ...f32x4.add, ...get(d[1]!), ...f32x4.add, ...set(m!));
+  if (normalize) body.push(...get(m!), ...get(dv), ...f32x4.div, ...set(m!));
+  if (scale) body.push(...get(m!), ...get(lam), ...f32x4.mul, ...set(m!));
+  body.push(...get(b!), ...get(m!), ...f32x4.add, ...set(o!), ...flagNonFinite(o!, bad!), ...store(1, o!, out, c));
+  const init: Code = [
+    ...splatI32(0), ...set(zero!), ...splatI32(0), ...set(bad!),
+    ...get(W0), ...f32x4.splat, ...set(w0), ...get(W0 + 1), ...f32x4.splat, ...set(w1),
+    ...get(Z0), ...f32x4.splat, ...set(z0), ...get(Z0 + 1), ...f32x4.splat, ...set(z1),
+    ...get(C0), ...f32x4.splat, ...set(cs0), ...get(C0 + 1), ...f32x4.splat, ...set(cs1),
+    ...get(DIV), ...f32x4.splat, ...set(dv), ...get(LAM), ...f32x4.splat, ...set(lam),
+  ];
+  return { name: 'run', params, results: [T.i32], locals: L.types, body: [...init, ...forEach4(0, j, c, body), ...get(bad!), ...v128.anyTrue] };
+}
+
 // ─────────────────────────── runtime ───────────────────────────
 
 interface GrowableMemory {
@@ -309,6 +491,7 @@ interface GrowableMemory {
 export class Simd {
   mem!: Uint8Array;
   private i32!: Int32Array;
+  private f64!: Float64Array;
   private readonly kernels = new Map<string, Kernel>();
 
   constructor(private readonly api: WasmApi, private readonly memory: GrowableMemory) {
@@ -318,6 +501,7 @@ export class Simd {
   private refresh(): void {
     this.mem = new Uint8Array(this.memory.buffer);
     this.i32 = new Int32Array(this.memory.buffer);
+    this.f64 = new Float64Array(this.memory.buffer);
   }
 
   private kernel(key: string, make: () => Func): Kernel {
@@ -400,6 +584,55 @@ export class Simd {
   /** `checks` false: the caller knows every input is finite (skips the per-lane test). */
   tiesApply(dtypes: SimdDType[], out: SimdDType, normalize: boolean, scale: boolean, checks = true): Kernel {
     return this.kernel(`ties:${dtypes.join(',')}>${out}:${normalize}:${scale}:${checks}`, () => tiesApplyFunc(dtypes, out, normalize, scale, checks));
+  }
+
+  /** DARE L1 statistics kernel (two masked models; stores their keep flags; see `dareScanFunc`). */
+  dareScan(dtypes: SimdDType[], split = false): Kernel {
+    return this.kernel(`dscan:${dtypes.join(',')}:${split}`, () => dareScanFunc(dtypes, split));
+  }
+
+  /** Draws the keep flags of two models only (see `dareScanFunc`): (n, _, _, _, bits, limit0, limit1). */
+  dareDraw(split = false): Kernel {
+    return this.kernel(`ddraw:${split}`, () => dareScanFunc(null, split));
+  }
+
+  /** The two generators' states jumped ahead by half a split call's elements (see `loadStateLanes`). */
+  setDareJumped(states: readonly Int32Array[]): void {
+    for (let mi = 0; mi < 2; mi++) this.i32.set(states[mi]!, ((DARE + 64) >> 2) + 4 * mi);
+  }
+
+  /** DARE apply kernel reading the keep flags the scan stored (see `dareApplyBitsFunc`). */
+  dareApplyBits(dtypes: SimdDType[], out: SimdDType, div: readonly boolean[], normalize: boolean, scale: boolean): Kernel {
+    return this.kernel(`dareb:${dtypes.join(',')}>${out}:${div.join(',')}:${normalize}:${scale}`, () => dareApplyBitsFunc(dtypes, out, div, normalize, scale));
+  }
+
+  /** Scratch for the DARE keep flags of one kernel call (input slot 3: SIMD_BLOCK / 4 bytes used). */
+  get dareBits(): number {
+    return 3 * SLOT;
+  }
+
+  /** Puts the two generator states (and, for the scan kernel, the sums [Σ|δ|, Σ|m ⊙ δ|] per model) where the DARE kernels read them. */
+  setDare(states: readonly Int32Array[], sums?: readonly Float64Array[]): void {
+    for (let mi = 0; mi < 2; mi++) this.i32.set(states[mi]!, (DARE >> 2) + 4 * mi);
+    if (sums) {
+      const at = (DARE + 32) >> 3;
+      for (let mi = 0; mi < 2; mi++) {
+        this.f64[at + mi] = sums[mi]![0]!;
+        this.f64[at + 2 + mi] = sums[mi]![1]!;
+      }
+    }
+  }
+
+  /** Reads back what `setDare` put (after a kernel advanced it). */
+  getDare(states: readonly Int32Array[], sums?: readonly Float64Array[]): void {
+    for (let mi = 0; mi < 2; mi++) states[mi]!.set(this.i32.subarray((DARE >> 2) + 4 * mi, (DARE >> 2) + 4 * mi + 4));
+    if (sums) {
+      const at = (DARE + 32) >> 3;
+      for (let mi = 0; mi < 2; mi++) {
+        sums[mi]![0] = this.f64[at + mi]!;
+        sums[mi]![1] = this.f64[at + 2 + mi]!;
+      }
+    }
   }
 
   get ties0(): number {

@@ -96,7 +96,7 @@ export function bernoulli(t: Float32Array, o: SparsifyOptions): void {
   const rng = need(o.rng, 'a random stream');
   const p = f(o.density);
   const mask = new Uint8Array(t.length);
-  for (let i = 0; i < t.length; i++) mask[i] = rng.nextFloat() < p ? 1 : 0;
+  rng.fillBernoulli(p, mask, t.length); // mask[i] = rng.nextFloat() < p, in flat order
   applyMask(t, mask, o.rescale, o.rescaleMode ?? 'l1', () => p);
 }
 

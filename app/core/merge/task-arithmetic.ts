@@ -41,6 +41,7 @@
  */
 import { majoritySign, type ConsensusMethod } from './consensus.js';
 import { defineMethod, INT8_MASK_PARAM, WEIGHT_PARAM } from './define.js';
+import { dareStream } from './dare-stream.js';
 import { gtaStream } from './gta-stream.js';
 import { bool, num, optNum, requireBase, str } from './params.js';
 import { sparsify, type RescaleMode, type SparsificationMethod } from './sparsify.js';
@@ -238,7 +239,9 @@ function gtaMethod(v: GtaVariant): MergeMethodDef {
       globalParams: globalParams(v),
     },
     (r) => gtaMerge(v, r),
-    (spec) => gtaStream(v, spec),
+    // Streamed: no sparsifier, TIES's top-k (gta-stream.ts) and DARE's Bernoulli drop (dare-stream.ts).
+    // Breadcrumbs' rank window and DELLA's per-row ranks need a sort of the whole tensor / row.
+    (spec) => (v.sparsifier === 'random' ? dareStream(v, spec) : gtaStream(v, spec)),
   );
 }
 

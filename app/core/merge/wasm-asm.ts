@@ -35,7 +35,7 @@ const vec = (items: Code[]): Code => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: Code): Code => [id, ...uleb(body.length), ...body];
 const name = (s: string): Code => vec([...s].map((c) => [c.charCodeAt(0)]));
 
-export const T = { i32: 0x7f, f32: 0x7d, v128: 0x7b } as const;
+export const T = { i32: 0x7f, f32: 0x7d, f64: 0x7c, v128: 0x7b } as const;
 export type ValType = (typeof T)[keyof typeof T];
 
 // ── scalar instructions ──
@@ -49,6 +49,31 @@ export const i32 = {
   store: (offset = 0): Code => [0x36, 2, ...uleb(offset)],
   eqz: [0x45] as Code, geS: [0x4e] as Code, popcnt: [0x69] as Code, add: [0x6a] as Code, sub: [0x6b] as Code,
 };
+/** Scalar i32 ops beyond `i32` (the DARE kernels' random generator and BF16 rounding). */
+export const i32s = {
+  load8u: (offset = 0): Code => [0x2d, 0, ...uleb(offset)],
+  store8: (offset = 0): Code => [0x3a, 0, ...uleb(offset)],
+  load16u: (offset = 0): Code => [0x2f, 1, ...uleb(offset)],
+  store16: (offset = 0): Code => [0x3b, 1, ...uleb(offset)],
+  eq: [0x46] as Code, ltU: [0x49] as Code,
+  mul: [0x6c] as Code, and: [0x71] as Code, or: [0x72] as Code, xor: [0x73] as Code,
+  shl: [0x74] as Code, shrU: [0x76] as Code, rotl: [0x77] as Code,
+  reinterpretF32: [0xbc] as Code,
+};
+export const f32s = {
+  load: (offset = 0): Code => [0x2a, 2, ...uleb(offset)],
+  store: (offset = 0): Code => [0x38, 2, ...uleb(offset)],
+  abs: [0x8b] as Code, add: [0x92] as Code, sub: [0x93] as Code, mul: [0x94] as Code, div: [0x95] as Code,
+  reinterpretI32: [0xbe] as Code,
+};
+export const f64s = {
+  load: (offset = 0): Code => [0x2b, 3, ...uleb(offset)],
+  store: (offset = 0): Code => [0x39, 3, ...uleb(offset)],
+  const0: [0x44, 0, 0, 0, 0, 0, 0, 0, 0] as Code,
+  add: [0xa0] as Code, promoteF32: [0xbb] as Code,
+};
+/** select(a, b, c) = c ≠ 0 ? a : b (no branch). */
+export const select: Code = [0x1b];
 /** block … end, loop … end (no result), br / br_if to a label depth. */
 export const block = (...body: Code[]): Code => [0x02, 0x40, ...body.flat(), 0x0b];
 export const loop = (...body: Code[]): Code => [0x03, 0x40, ...body.flat(), 0x0b];
@@ -62,6 +87,10 @@ const simd = (op: number, ...imm: number[]): Code => [0xfd, ...uleb(op), ...imm]
 const memarg = (alignLog2: number, offset: number): number[] => [...uleb(alignLog2), ...uleb(offset)];
 export const v128 = {
   load: (offset = 0): Code => simd(0x00, ...memarg(0, offset)),
+  /** Replaces 16-bit lane `lane` (i16x8 numbering) of the vector with the u16 at the address. */
+  load16lane: (lane: number, offset = 0): Code => simd(0x55, ...memarg(0, offset), lane),
+  /** Replaces 32-bit lane `lane` of the vector with the 32 bits at the address. */
+  load32lane: (lane: number, offset = 0): Code => simd(0x56, ...memarg(0, offset), lane),
   /** Four u16 zero-extended to i32 lanes. */
   load16x4u: (offset = 0): Code => simd(0x04, ...memarg(0, offset)),
   store: (offset = 0): Code => simd(0x0b, ...memarg(0, offset)),
@@ -78,10 +107,13 @@ export const v128 = {
 export const i32x4 = {
   splat: simd(0x11),
   extractLane: (lane: number): Code => simd(0x1b, lane),
-  eq: simd(0x37), ne: simd(0x38), ltS: simd(0x39), gtS: simd(0x3b),
+  replaceLane: (lane: number): Code => simd(0x1c, lane),
+  eq: simd(0x37), ne: simd(0x38), ltS: simd(0x39), ltU: simd(0x3a), gtS: simd(0x3b),
   bitmask: simd(0xa4),
-  shl: simd(0xab), shrU: simd(0xad), add: simd(0xae), sub: simd(0xb1),
+  shl: simd(0xab), shrU: simd(0xad), add: simd(0xae), sub: simd(0xb1), mul: simd(0xb5),
 };
+export const i64x2 = { extendLowI32x4S: simd(0xc7) };
+export const f64x2 = { promoteLowF32x4: simd(0x5f), add: simd(0xf0) };
 export const i16x8 = { narrowI32x4U: simd(0x86) };
 export const f32x4 = {
   splat: simd(0x13),

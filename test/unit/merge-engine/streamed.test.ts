@@ -14,6 +14,8 @@ import { OutputFolder } from '../../../app/io/output-folder.js';
 import { writeTensors } from '../../../app/io/safetensors-writer.js';
 import { parseMergeConfig } from '../../../app/merge/config.js';
 import { runMerge, type MergeOptions } from '../../../app/merge/execute.js';
+import { planMerge } from '../../../app/merge/plan.js';
+import { taskStream } from '../../../app/merge/stream-task.js';
 import { model, tempDir } from '../../helpers/paths.js';
 
 /** A copy of a demo model with every tensor stored as `dtype`. */
@@ -44,6 +46,9 @@ test('streamed merges equal the methods tensor by tensor: BF16/F32 in and out, t
         ties: { merge_method: 'ties', base_model: paths[0], models: paths.slice(1).map((p, i) => ({ model: p, parameters: { weight: [1, 0.6][i], density: [0.5, 0.3][i] } })), parameters: { normalize: true } },
         linear: { merge_method: 'linear', models: paths.map((p, i) => ({ model: p, parameters: { weight: [1, 2, 0.5][i] } })) },
         task_arithmetic: { merge_method: 'task_arithmetic', base_model: paths[0], models: paths.slice(1).map((p) => ({ model: p, parameters: { weight: 0.7 } })), parameters: { lambda: 0.9 } },
+        // DARE: the masks come from (seed 0, tensor name, model label), whichever path runs the tensor.
+        dare_linear: { merge_method: 'dare_linear', base_model: paths[0], models: paths.slice(1).map((p, i) => ({ model: p, parameters: { weight: [0.4, 0.6][i], density: [0.9, 0.5][i] } })) },
+        dare_ties: { merge_method: 'dare_ties', base_model: paths[0], models: paths.slice(1).map((p, i) => ({ model: p, parameters: { weight: [1, 0.6][i], density: [0.7, 0.3][i] } })), parameters: { rescale_mode: 'inverse_density' } },
       };
       const variants: [string, MergeOptions][] = [
         ['default', {}],
@@ -53,8 +58,8 @@ test('streamed merges equal the methods tensor by tensor: BF16/F32 in and out, t
       for (const [id, doc] of Object.entries(recipes)) {
         const method = getMergeMethod(id);
         const recipe = parseMergeConfig(doc, dir);
-        // Both output dtypes for TIES; the input dtype for the others.
-        for (const outDtype of (id === 'ties' ? ['BF16', 'F32'] : [inDtype]) as DType[]) {
+        // Both output dtypes for TIES and dare_linear; the input dtype for the others.
+        for (const outDtype of (id === 'ties' || id === 'dare_linear' ? ['BF16', 'F32'] : [inDtype]) as DType[]) {
           const cks = await Promise.all(paths.map((p) => Checkpoint.open(p)));
           const outs: string[] = [];
           try {
@@ -70,8 +75,8 @@ test('streamed merges equal the methods tensor by tensor: BF16/F32 in and out, t
                 const shape = res[0]!.info(name).shape;
                 const inputs = id === 'linear'
                   ? { models: ts.map((t, i) => ({ id: paths[i]!, tensor: t, params: { weight: [1, 2, 0.5][i]! } })) }
-                  : { base: { id: paths[0]!, tensor: ts[0]! }, models: ts.slice(1).map((t, i) => ({ id: paths[i + 1]!, tensor: t, params: id === 'ties' ? { weight: [1, 0.6][i]!, density: [0.5, 0.3][i]! } : { weight: 0.7 } })) };
-                const globals = id === 'ties' ? { normalize: true } : id === 'task_arithmetic' ? { lambda: 0.9 } : undefined;
+                  : { base: { id: paths[0]!, tensor: ts[0]! }, models: ts.slice(1).map((t, i) => ({ id: paths[i + 1]!, tensor: t, params: (doc as { models: { parameters: Record<string, number> }[] }).models[i]!.parameters })) };
+                const globals = (doc as { parameters?: Record<string, number | boolean | string> }).parameters;
                 const want = Buffer.from(fromFloat32(method.merge({ tensorName: name, shape, globals, ...inputs }), outDtype));
                 for (const [i, r] of res.entries()) {
                   assert.ok(want.equals(Buffer.from(await r.readBytes(name))), `${id} ${inDtype}→${outDtype} ${variants[i]![0]} ${name}`);
@@ -97,5 +102,32 @@ test('streamed merges equal the methods tensor by tensor: BF16/F32 in and out, t
     }
   } finally {
     cleanup();
+  }
+});
+
+test('the planner streams DARE tasks: dare_linear and dare_ties get a stream (L1 rescale: one statistics pass), rank-based methods do not', async () => {
+  const paths = ['base', 'ffn-add', 'ffn-rev'].map((n) => model(n));
+  const cks = await Promise.all(paths.map((p) => Checkpoint.open(p)));
+  try {
+    const cases: [string, Record<string, unknown>, boolean | null][] = [
+      ['dare_linear', {}, true],
+      ['dare_linear', { rescale: false }, false],
+      ['dare_ties', {}, true],
+      ['dare_ties', { rescale_mode: 'inverse_density' }, false],
+      ['breadcrumbs', {}, null],
+      ['della_linear', { epsilon: 0.05 }, null],
+    ];
+    for (const [method, parameters, multiPass] of cases) {
+      const recipe = parseMergeConfig({ merge_method: method, base_model: paths[0], models: paths.slice(1).map((p) => ({ model: p, parameters: { weight: 0.5, density: 0.6 } })), parameters }, '/');
+      const plan = planMerge(recipe, cks);
+      assert.ok(plan.tasks.length > 0);
+      for (const task of plan.tasks) {
+        const s = taskStream(recipe.method, task, recipe.models, 7);
+        if (multiPass === null) assert.equal(s, undefined, `${method} ${task.name}`);
+        else assert.equal(s?.wantsPass(0), multiPass, `${method} ${JSON.stringify(parameters)} ${task.name}`);
+      }
+    }
+  } finally {
+    await Promise.all(cks.map((c) => c.close()));
   }
 });

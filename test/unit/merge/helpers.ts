@@ -87,17 +87,22 @@ export function scriptedRng(streams: Record<string, readonly number[]>): Rng {
   return {
     nextFloat: fail('draw on the tensor stream'),
     nextUint32: fail('draw on the tensor stream'),
+    fillBernoulli: fail('draw on the tensor stream'),
     fork: (key) => {
       const values = streams[String(key)];
       if (!values) throw new Error(`scriptedRng: no stream for ${String(key)}`);
       let i = 0;
+      const nextFloat = () => {
+        if (i >= values.length) throw new Error(`scriptedRng: stream ${String(key)} exhausted`);
+        return values[i++];
+      };
       return {
-        nextFloat: () => {
-          if (i >= values.length) throw new Error(`scriptedRng: stream ${String(key)} exhausted`);
-          return values[i++];
-        },
+        nextFloat,
         nextUint32: fail('nextUint32'),
         fork: fail('nested fork'),
+        fillBernoulli: (p, keep, length) => {
+          for (let j = 0; j < length; j++) keep[j] = nextFloat() < p ? 1 : 0;
+        },
       };
     },
   };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRng, hashKey, tensorRng, xoshiro128FromState } from '../../../app/core/merge/rng.js';
+import { createRng, hashKey, jumpState, liveState, tensorRng, xoshiro128FromState } from '../../../app/core/merge/rng.js';
 
 // First outputs of tensorRng(0, 'w'), recorded from this implementation.
 const FROZEN_W_SEED0 = [3681676070, 3217711402, 2477658659, 3666765344];
@@ -70,4 +70,32 @@ test('invalid seeds are rejected', () => {
   assert.throws(() => createRng(-1), RangeError);
   assert.throws(() => createRng(1.5), RangeError);
   assert.doesNotThrow(() => createRng(2 ** 53 - 1));
+});
+
+test('fillBernoulli makes the same draws and keep flags as nextFloat() < p, for any split of the stream', () => {
+  for (const p of [0.9, 0.5, 0.1, Math.fround(0.3), 0, -1, 1, 2, NaN, 2 ** -24, 1 - 2 ** -24]) {
+    const want = tensorRng(3, 'w').fork('m');
+    const got = tensorRng(3, 'w').fork('m');
+    const flags = Uint8Array.from({ length: 5000 }, () => (want.nextFloat() < p ? 1 : 0));
+    const keep = new Uint8Array(5000);
+    let at = 0;
+    for (const len of [1, 7, 1000, 0, 2992, 1000]) {
+      const part = new Uint8Array(len);
+      got.fillBernoulli(p, part, len);
+      keep.set(part, at);
+      at += len;
+    }
+    assert.deepEqual(keep, flags, `p = ${p}`);
+    assert.equal(got.nextUint32(), want.nextUint32(), `p = ${p}: the stream continues in step`);
+  }
+});
+
+test('jumpState(state, k) is the state k draws later (the split DARE kernels start a block\'s second half there)', () => {
+  for (const k of [1, 2, 7, 4096]) {
+    const r = tensorRng(9, 'model.embed_tokens.weight').fork('expert-02');
+    const state = Int32Array.from(liveState(r)!);
+    const jumped = jumpState(state, k, new Int32Array(4));
+    for (let i = 0; i < k; i++) r.nextUint32();
+    assert.deepEqual(jumped, liveState(r), `k = ${k}`);
+  }
 });

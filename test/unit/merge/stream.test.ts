@@ -5,7 +5,7 @@ import { linear } from '../../../app/core/merge/linear.js';
 import { createRng, tensorRng } from '../../../app/core/merge/rng.js';
 import { setSimdEnabled, simd } from '../../../app/core/merge/simd.js';
 import { applyRaw, BlockDecoder, evenSample, mergeStreamed, scanRaw } from '../../../app/core/merge/stream-util.js';
-import { breadcrumbs, dareTies, della, taskArithmetic, ties } from '../../../app/core/merge/task-arithmetic.js';
+import { breadcrumbs, breadcrumbsTies, dareLinear, dareTies, della, dellaLinear, taskArithmetic, ties } from '../../../app/core/merge/task-arithmetic.js';
 import type { MergeMethodDef, ModelInput, ParamValues, RawBlock } from '../../../app/core/merge/types.js';
 import { randomTensor, tiedTensor } from './helpers.js';
 
@@ -108,18 +108,91 @@ test('streamed ties reproduces merge() on NaN, ±Inf and ±0 entries', () => {
   const a = Float32Array.from(base, (b, j) => (j === 5 ? NaN : j === 9 ? Infinity : j === 11 ? -0 : b + 0.01 * ((j % 7) - 3)));
   const b = Float32Array.from(base, (x, j) => (j === 9 ? -Infinity : j === 20 ? NaN : x - 0.02 * ((j % 5) - 2)));
   same(ties, { tensorName: 't', shape: [n], base: { tensor: base }, models: [{ tensor: a, params: { weight: 1, density: 0.5 } }, { tensor: b, params: { weight: 1, density: 0.5 } }] }, 'ties specials');
+  // With the L1 rescale a non-finite entry makes the factor NaN (not skipped), as in applyMask.
+  same(ties, { tensorName: 't', shape: [n], base: { tensor: base }, models: [{ tensor: a, params: { weight: 1, density: 0.5 } }, { tensor: b, params: { weight: 1, density: 0.5 } }], globals: { rescale: true } }, 'ties specials rescaled');
   same(linear, { tensorName: 't', shape: [n], models: [{ tensor: a, params: { weight: 1 } }, { tensor: b, params: { weight: 2 } }] }, 'linear specials');
 });
 
-test('streamed ties throws like merge() when density keeps nothing; other sparsifiers do not stream', () => {
+test('streamed ties throws like merge() when density keeps nothing; rank-based sparsifiers do not stream', () => {
   const x = randomTensor(9, 10);
   const inputs = { tensorName: 't', shape: [10], base: { tensor: x }, models: [{ tensor: x, params: { weight: 1, density: 0.05 } }] };
   assert.throws(() => ties.merge(inputs), /keeps no entries/);
   assert.throws(() => mergeStreamed(ties, inputs), /keeps no entries/);
   assert.throws(() => mergeStreamed(ties, { ...inputs, models: [{ tensor: x, params: { density: 0.5 } }] }), /missing required parameter "weight"/);
-  for (const def of [breadcrumbs, dareTies, della]) {
+  // Breadcrumbs' rank window and DELLA's per-row ranks need a sort of the whole tensor (row).
+  for (const def of [breadcrumbs, breadcrumbsTies, della, dellaLinear]) {
     assert.equal(mergeStreamed(def, { ...inputs, models: [{ tensor: x, params: { weight: 1, density: 0.5 } }], rng: tensorRng(0, 't') }), undefined, def.id);
   }
+});
+
+test('streamed dare_linear and dare_ties are bit-identical to merge() for the same seed (densities, rescale modes, 1-4 models, odd sizes)', () => {
+  const globalsList: ParamValues[] = [
+    {}, // mergekit: rescale on, L1 (a statistics pass)
+    { rescale: false },
+    { rescale: true, rescale_mode: 'inverse_density' },
+    { normalize: true, lambda: 0.8 },
+    { lambda: 1.3, rescale_mode: 'inverse_density', normalize: true },
+  ];
+  const tiesOnly: ParamValues[] = [{ consensus_method: 'count' }, { disjoint_mean: 'count', normalize: true }];
+  for (let s = 0; s < 10; s++) {
+    const n = 5 + s * 211; // never a multiple of the blockings below
+    const count = [2, 1, 3, 4, 2][s % 5]!;
+    const { base, models } = family(900 + s, n, count, s % 2 === 1);
+    // density 1 draws nothing, 0 drops everything (then the L1 factor is skipped: ‖m ⊙ δ‖₁ = 0)
+    const params: ParamValues[] = models.map((_, i) => ({ weight: [0.6, 0.4, -0.3, 1.2][i]!, density: [0.9, 0.5, 0.1, 1, 0, 0.75][(i + s) % 6]! }));
+    const rng = tensorRng(s * 17 + 1, `model.layers.${s}.mlp.down_proj.weight`);
+    for (const def of [dareLinear, dareTies]) {
+      for (const [gi, globals] of [...globalsList, ...(def === dareTies ? tiesOnly : [])].entries()) {
+        const inputs = {
+          tensorName: `model.layers.${s}.mlp.down_proj.weight`,
+          shape: s % 3 === 0 ? [n] : [1, n],
+          base: { id: 'base', tensor: base },
+          models: models.map((t, i): ModelInput => ({ id: `expert-0${i + 1}`, tensor: t, params: params[i] })),
+          globals,
+          rng,
+        };
+        same(def, inputs, `${def.id} seed ${s} globals ${gi}`);
+      }
+    }
+  }
+});
+
+test('streamed DARE: a different seed or model id gives other masks; NaN and ±Inf entries as merge()', () => {
+  const n = 4000;
+  const { base, models } = family(31, n, 2, false);
+  const inputs = (seed: number, id0 = 'a') => ({
+    tensorName: 't', shape: [n], base: { tensor: base }, rng: tensorRng(seed, 't'),
+    models: models.map((t, i) => ({ id: i === 0 ? id0 : 'b', tensor: t, params: { weight: 0.5, density: 0.5 } })),
+  });
+  const a = mergeStreamed(dareLinear, inputs(1))!;
+  assert.notDeepEqual(bitsOf(a), bitsOf(mergeStreamed(dareLinear, inputs(2))!));
+  assert.notDeepEqual(bitsOf(a), bitsOf(mergeStreamed(dareLinear, inputs(1, 'c'))!));
+  const withSpecials = (globals: ParamValues) => {
+    const x = inputs(5);
+    x.models[0]!.tensor[7] = NaN;
+    x.models[1]!.tensor[99] = Infinity;
+    x.models[1]!.tensor[100] = -Infinity;
+    return { ...x, globals };
+  };
+  for (const globals of [{}, { rescale: false }, { rescale_mode: 'inverse_density' }]) {
+    same(dareLinear, withSpecials(globals), `dare_linear specials ${JSON.stringify(globals)}`);
+    same(dareTies, withSpecials(globals), `dare_ties specials ${JSON.stringify(globals)}`);
+  }
+});
+
+test('DARE streams: L1 rescale takes one statistics pass, the other modes none; bad densities throw like merge()', () => {
+  const spec = (globals: ParamValues, density = 0.5) => ({ tensorName: 't', shape: [8], base: {}, models: [{ params: { weight: 1, density } }], globals });
+  assert.equal(dareLinear.stream!(spec({}))!.wantsPass(0), true);
+  assert.equal(dareLinear.stream!(spec({ rescale: false }))!.wantsPass(0), false);
+  assert.equal(dareTies.stream!(spec({ rescale_mode: 'inverse_density' }))!.wantsPass(0), false);
+  assert.equal(dareLinear.stream!(spec({}, 1))!.wantsPass(0), false); // density 1: nothing masked
+  const x = randomTensor(2, 8);
+  const bad = { tensorName: 't', shape: [8], base: { tensor: x }, models: [{ tensor: x, params: { weight: 1, density: -0.5 } }] };
+  assert.throws(() => dareLinear.merge(bad), /density in \[0, 1\]/);
+  assert.throws(() => mergeStreamed(dareLinear, bad), /density in \[0, 1\]/);
+  const s = dareLinear.stream!(spec({}))!;
+  assert.throws(() => s.apply(0, 8, x, [x], new Float32Array(8)), /before the statistics pass/);
+  assert.throws(() => s.scan(1, 0, 8, x, [x]), /no statistics pass 1/);
 });
 
 test('a sampled TIES threshold saves the second statistics pass on evenly mixed data, and not otherwise', () => {
@@ -247,9 +320,16 @@ test('raw blocks (BF16/F32 in and out), with and without SIMD, give merge() bit 
               [linear, { tensorName: 't', shape: [n], models: [ins.base, ...ins.models].map((t, i) => ({ tensor: t, params: { weight: [1, w, 2][i]! } })), globals: { normalize: s !== 2 } }],
               [taskArithmetic, { tensorName: 't', shape: [n], base: { tensor: ins.base }, models: ins.models.map((t) => ({ tensor: t, params: { weight: w } })) }],
             ];
+            // DARE (the WebAssembly kernels take two masked models without election; the rest runs in JavaScript).
+            const dareModels = ins.models.map((t, i) => ({ id: `m${i}`, tensor: t, params: { weight: i === 0 ? 0.6 : w, density: s === 7 && i === 1 ? 1 : [0.9, 0.5, 0.3][(s + i) % 3]! } }));
+            const rng = tensorRng(s, 't');
+            for (const globals of [{}, { rescale: false }, { rescale_mode: 'inverse_density', normalize: s % 2 === 0 }, { lambda: 0.7 }]) {
+              cases.push([dareLinear, { tensorName: 't', shape: [n], base: { tensor: ins.base }, models: dareModels, globals, rng }]);
+            }
+            cases.push([dareTies, { tensorName: 't', shape: [n], base: { tensor: ins.base }, models: dareModels, rng }]);
             for (const [def, inputs] of cases) {
               const want = fromFloat32(def.merge(inputs), outDtype);
-              for (const blockSize of [8192, 1000, 37]) {
+              for (const blockSize of [8192, 1000, 37, 65536]) {
                 const got = mergeRaw(def, inputs, dtype, outDtype, blockSize);
                 assert.deepEqual(got, want, `${def.id} seed ${s} ${dtype}→${outDtype} blocks ${blockSize} simd ${simdOn}`);
               }
