@@ -12,27 +12,35 @@
  *   pan          dragging empty canvas for ~2 s: frames per second that showed a new viewport position
  *                (`pan_fps`; animation frames with nothing new are not counted), all animation frames
  *                (`pan_raf_fps`), and the longest frame (ms)
+ *   hit test     one `elementFromPoint` on the empty canvas (ms; every pointer move pays it), and the
+ *                DOM elements per node (`elements_per_node`)
  * Goals (issue #7; printed, and enforced with --check): load < 1000 ms, edit < 16 ms, pan ≥ 50 fps.
  *
  *   node build/test/bench/ui.bench.js [--nodes 300] [--check] [--profile]
  * --profile prints the functions with the most self time (JS CPU profile) during the load and the pan.
+ * --trace prints where the renderer's main thread and raster threads spent the load, the delete and the pan
+ * (Chromium trace events by name: style, layout, pre-paint, paint, layerize, hit tests, raster…).
+ * UI_DIST=dir benchmarks another build of the renderer (copy renderer/dist aside to compare two builds in
+ * alternating runs); UI_TRACE_DIR=dir also writes the traces and CPU profiles there (Chrome trace format).
  * Needs renderer/dist (`npm run build:ui`) and Chromium (/usr/bin/chromium or CHROMIUM_PATH).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import { chromium, type CDPSession, type Page } from 'playwright-core';
 import { Service } from '../../app/api/service.js';
 import { startServer } from '../../app/server/server.js';
 import type { PipelineDoc, PipelineEdge, PipelineNode } from '../../app/core/pipeline/document.js';
 import { DEMO, ROOT } from '../helpers/paths.js';
 
-const DIST = join(ROOT, 'renderer', 'dist');
+// UI_DIST: another build of the renderer (to compare builds in one run of the machine).
+const DIST = process.env['UI_DIST'] ?? join(ROOT, 'renderer', 'dist');
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const args = process.argv.slice(2);
 const NODES = Number(args[args.indexOf('--nodes') + 1] ?? 300) || 300;
 const CHECK = args.includes('--check');
 const PROFILE = args.includes('--profile');
+const TRACE = args.includes('--trace');
 const GOALS = { loadMs: 1000, editMs: 16, panFps: 50 };
 
 /** 60 chains of five nodes, laid out in a grid (5 columns per chain, chains stacked in bands). */
@@ -100,12 +108,13 @@ async function timeInPage(page: Page, action: string, doneExpr: string): Promise
 }
 
 interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number; columnNumber?: number }; hitCount?: number }[];
   samples?: number[];
   timeDeltas?: number[];
 }
 
 function printProfile(p: CpuProfile, during: string): void {
+  if (process.env['UI_TRACE_DIR']) writeFileSync(join(process.env['UI_TRACE_DIR'], `${during.replace(/\W+/g, '-')}.cpuprofile`), JSON.stringify(p));
   const self = new Map<string, number>();
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const deltas = p.timeDeltas ?? [];
@@ -113,11 +122,46 @@ function printProfile(p: CpuProfile, during: string): void {
     const n = byId.get(id);
     if (!n) return;
     const f = n.callFrame;
-    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber}`;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop() ?? ''}:${f.lineNumber + 1}:${(f.columnNumber ?? 0) + 1}`;
     self.set(key, (self.get(key) ?? 0) + (deltas[i] ?? 0) / 1000);
   });
   console.log(`JS self time during ${during} (ms):`);
-  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`  ${v.toFixed(1).padStart(8)}  ${k}`);
+  for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${v.toFixed(1).padStart(8)}  ${k}`);
+}
+
+interface TraceEvent { name: string; ph: string; dur?: number; pid: number; tid: number; args?: { name?: string } }
+
+async function startTrace(cdp: CDPSession): Promise<void> {
+  await cdp.send('Tracing.start', { traceConfig: { includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink', 'cc', 'disabled-by-default-devtools.timeline.frame'] }, transferMode: 'ReportEvents' });
+}
+
+async function stopTrace(cdp: CDPSession, during: string): Promise<void> {
+  const events: TraceEvent[] = [];
+  const onData = (d: { value: unknown[] }) => void events.push(...(d.value as TraceEvent[]));
+  cdp.on('Tracing.dataCollected', onData);
+  const done = new Promise<void>((r) => cdp.once('Tracing.tracingComplete', () => r()));
+  await cdp.send('Tracing.end');
+  await done;
+  cdp.off('Tracing.dataCollected', onData);
+  if (process.env['UI_TRACE_DIR']) writeFileSync(join(process.env['UI_TRACE_DIR'], `${during.replace(/\W+/g, '-')}.json`), JSON.stringify({ traceEvents: events }));
+  const threads = new Map<string, string>();
+  for (const e of events) if (e.ph === 'M' && e.name === 'thread_name') threads.set(`${e.pid}:${e.tid}`, e.args?.name ?? '');
+  const byThread = new Map<string, Map<string, [number, number]>>();
+  for (const e of events) {
+    if (e.ph !== 'X' || !e.dur) continue;
+    const t = threads.get(`${e.pid}:${e.tid}`) ?? '';
+    const kind = t === 'CrRendererMain' ? 'main' : /Compositor(TileWorker|Tile)|Raster/.test(t) ? 'raster' : t === 'Compositor' ? 'compositor' : '';
+    if (!kind) continue;
+    const m = byThread.get(kind) ?? new Map<string, [number, number]>();
+    const v = m.get(e.name) ?? [0, 0];
+    m.set(e.name, [v[0] + e.dur / 1000, v[1] + 1]);
+    byThread.set(kind, m);
+  }
+  console.log(`Trace during ${during} (ms in events of each name, nested events counted in each; count):`);
+  for (const [kind, m] of byThread) {
+    console.log(`  ${kind}:`);
+    for (const [k, [ms, n]] of [...m].sort((a, b) => b[1][0] - a[1][0]).slice(0, 14)) console.log(`    ${ms.toFixed(1).padStart(8)}  ${k} ×${n}`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -139,8 +183,9 @@ async function main(): Promise<void> {
     const service = new Service({ dbPath: join(dir, 'history.sqlite'), demoDir: DEMO, version: 'bench' });
     const server = await startServer({ service, port: 0, staticDir: DIST });
     const tListen = Date.now();
-    const loadCdp = PROFILE ? await page.context().newCDPSession(page) : undefined;
-    if (loadCdp) {
+    const loadCdp = PROFILE || TRACE ? await page.context().newCDPSession(page) : undefined;
+    if (loadCdp && TRACE) await startTrace(loadCdp);
+    if (loadCdp && PROFILE) {
       await loadCdp.send('Profiler.enable');
       await loadCdp.send('Profiler.start');
     }
@@ -154,18 +199,24 @@ async function main(): Promise<void> {
     await waitFor(page, `document.querySelector('[data-testid=pipeline-inspector] .stat-grid b')?.textContent === '${doc.nodes.length}' && document.querySelectorAll('[data-testid=pipeline-node]').length > 0`);
     await frame(page);
     results['load_to_nodes_painted_ms'] = (await page.evaluate('performance.now()')) as number;
-    if (loadCdp) printProfile((await loadCdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'load');
+    if (loadCdp && PROFILE) printProfile((await loadCdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'load');
+    if (loadCdp && TRACE) await stopTrace(loadCdp, 'load');
     // Let inspections and the first fit settle.
     await page.waitForTimeout(1500);
     results['nodes_in_dom'] = await page.locator('[data-testid=pipeline-node]').count();
+    results['elements_per_node'] = (await page.evaluate(`document.querySelectorAll('.react-flow__node *').length / document.querySelectorAll('.react-flow__node').length`)) as number;
 
     // Edit: select a node, delete it (Delete key), then undo.
     const target = `${doc.nodes[0]!.id}`;
     await page.evaluate(`document.querySelector('[data-node-id="${target}"]')?.scrollIntoView()`);
     await page.click(`[data-node-id="${target}"] .pnode-head`);
     await frame(page);
+    if (loadCdp && TRACE) await startTrace(loadCdp);
+    if (loadCdp && PROFILE) await loadCdp.send('Profiler.start');
     const del = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'Delete', bubbles: true }))`, `!document.querySelector('[data-node-id="${target}"]')`);
     await frame(page);
+    if (loadCdp && TRACE) await stopTrace(loadCdp, 'the delete');
+    if (loadCdp && PROFILE) printProfile((await loadCdp.send('Profiler.stop')).profile as unknown as CpuProfile, 'the delete');
     const undo = await timeInPage(page, `window.dispatchEvent(new KeyboardEvent('keydown', { key: 'z', ctrlKey: true, bubbles: true }))`, `!!document.querySelector('[data-node-id="${target}"]')`);
     Object.assign(results, { edit_delete_ms: del.work, edit_delete_to_paint_ms: del.wall, edit_undo_ms: undo.work, edit_undo_to_paint_ms: undo.wall });
 
@@ -185,6 +236,12 @@ async function main(): Promise<void> {
       return null;
     })()`)) as { x: number; y: number } | null;
     if (!p0) throw new Error('no empty spot on the canvas to start panning from');
+    // What every pointer move costs before any script runs: the hit test that finds the element under it.
+    results['hit_test_ms'] = (await page.evaluate(`(() => {
+      const t = performance.now();
+      for (let k = 0; k < 200; k++) document.elementFromPoint(${p0.x} + (k % 7), ${p0.y} + (k % 5));
+      return (performance.now() - t) / 200;
+    })()`)) as number;
     // Each animation frame records the viewport transform: frames that show a new one are pan frames.
     await page.evaluate(`window.__frames = []; (function loop(t) { window.__frames.push([t, document.querySelector('.react-flow__viewport').style.transform]); if (!window.__stopFrames) requestAnimationFrame(loop); })(performance.now())`);
     // The pointer is driven like a real mouse: moves every 8 ms (125 Hz) without waiting for the page to
@@ -198,6 +255,7 @@ async function main(): Promise<void> {
       input.send('Input.dispatchMouseEvent', { type, x, y, button: 'left', buttons: type === 'mouseReleased' ? 0 : 1, clickCount: type === 'mouseMoved' ? 0 : 1 });
     await mouse('mouseMoved', p0.x, p0.y);
     await mouse('mousePressed', p0.x, p0.y);
+    if (TRACE) await startTrace(input);
     const start = Date.now();
     const sent: Promise<unknown>[] = [];
     let i = 0;
@@ -208,6 +266,7 @@ async function main(): Promise<void> {
     }
     await Promise.all(sent);
     await mouse('mouseReleased', p0.x, p0.y);
+    if (TRACE) await stopTrace(input, 'the pan');
     if (PROFILE) printProfile((await input.send('Profiler.stop')).profile as unknown as CpuProfile, 'the pan');
     const frames = (await page.evaluate(`window.__stopFrames = true; window.__frames`)) as [number, string][];
     const moved = frames.filter(([, tr], k) => k > 0 && tr !== frames[k - 1]![1]).map(([t]) => t);

@@ -192,9 +192,8 @@ function CanvasInner(): ReactElement {
 
   const onPaneClick = useCallback(() => select([]), []);
 
-  // While the viewport moves, the canvas gets `.moving` (canvas.css): the viewport becomes its own
-  // compositor layer, so a pan frame is a layer translation instead of repainting every node, and nodes
-  // and edges skip hit testing. Set on the element directly: a React re-render per pan would cost more.
+  // While the viewport moves, the canvas has the class `.moving` (for styles that should only apply then).
+  // Set on the element directly: a React re-render per pan would cost more.
   const onMoveStart = useCallback(() => wrapper.current?.classList.add('moving'), []);
   const onMoveEnd = useCallback(() => wrapper.current?.classList.remove('moving'), []);
 
@@ -227,6 +226,20 @@ function CanvasInner(): ReactElement {
       if (bounds) void rf.fitBounds(bounds, { padding: fitOptions.padding });
     }
   }, [initialized, generation, rf]);
+
+  // The minimap (of 40 nodes or more; for 300 nodes ~900 more React components and store subscriptions)
+  // is mounted once the canvas has been measured and the browser is idle, not in the frame that first
+  // shows the nodes.
+  const [minimapReady, setMinimapReady] = useState(false);
+  useEffect(() => {
+    if (minimapReady || !initialized) return;
+    if (typeof requestIdleCallback !== 'function') {
+      const t = window.setTimeout(() => setMinimapReady(true), 50);
+      return () => window.clearTimeout(t);
+    }
+    const h = requestIdleCallback(() => setMinimapReady(true), { timeout: 500 });
+    return () => cancelIdleCallback(h);
+  }, [initialized, minimapReady]);
 
   // An empty document starts at 100 % zoom, so the first nodes added are readable.
   useEffect(() => {
@@ -270,7 +283,7 @@ function CanvasInner(): ReactElement {
         connectionRadius={28}
       >
         <CanvasBackground />
-        {doc.nodes.length >= 40 && <MiniMap pannable zoomable className="minimap" style={{ width: 168, height: 112 }} nodeClassName={(n) => `mm-${(n as FlowNode).data.node.type}`} />}
+        {doc.nodes.length >= 40 && minimapReady && <MiniMap pannable zoomable className="minimap" style={{ width: 168, height: 112 }} nodeClassName={(n) => `mm-${(n as FlowNode).data.node.type}`} />}
         <Controls showInteractive={false} />
         <ConnectionHint />
       </ReactFlow>

@@ -26,29 +26,27 @@ function PipelineNodeView({ data, selected }: NodeProps<FlowNode>): ReactElement
   return (
     <div className={`pnode cat-${category}${selected ? ' selected' : ''}${status ? ` st-${status}` : ''}`} data-testid="pipeline-node" data-node-id={n.id} data-node-type={n.type}>
       <div className="pnode-head">
-        <span className="pnode-icon">{NodeIcon ? <NodeIcon size={14} /> : null}</span>
+        {NodeIcon ? <NodeIcon size={14} className="pnode-icon" /> : null}
         <span className="pnode-title" title={n.label ?? n.id}>{n.label ?? def?.label ?? n.type}</span>
         {status && <StatusBadge status={status} />}
       </div>
+      {/* One grid of port rows (inputs left, outputs right), handles in the rows' flow: few elements and no
+          positioned ones, so a node is cheap to style, lay out, paint and hit-test (see canvas.css). */}
       <div className="pnode-ports">
-        <div className="ports-in">
-          {def?.inputs.map((p) => (
-            <div className="port port-in" key={p.name} title={`${p.label}: ${p.types.join(' or ')}${p.multiple ? ' (several)' : ''}${p.optional ? ' (optional)' : ''}`}>
-              <Handle type="target" position={Position.Left} id={p.name} className={`handle handle-${p.types[0]}`} data-port={p.name} />
-              <span className="port-label">{p.label.replace(/ \(.*\)$/, '')}</span>
-              {p.multiple && <span className="port-multi">+</span>}
-              {p.optional && <span className="port-opt">opt</span>}
-            </div>
-          ))}
-        </div>
-        <div className="ports-out">
-          {def?.outputs.map((p) => (
-            <div className="port port-out" key={p.name} title={`${p.label}: ${p.types.join(' or ')}`}>
-              <span className="port-label">{p.label}</span>
-              <Handle type="source" position={Position.Right} id={p.name} className={`handle handle-${p.types[0]}`} data-port={p.name} />
-            </div>
-          ))}
-        </div>
+        {def?.inputs.map((p) => (
+          <div className="port port-in" key={`in-${p.name}`} title={`${p.label}: ${p.types.join(' or ')}${p.multiple ? ' (several)' : ''}${p.optional ? ' (optional)' : ''}`}>
+            <Handle type="target" position={Position.Left} id={p.name} className={`handle handle-${p.types[0]}`} data-port={p.name} />
+            {p.label.replace(/ \(.*\)$/, '')}
+            {p.multiple && <span className="port-multi">+</span>}
+            {p.optional && <span className="port-opt">opt</span>}
+          </div>
+        ))}
+        {def?.outputs.map((p) => (
+          <div className="port port-out" key={`out-${p.name}`} title={`${p.label}: ${p.types.join(' or ')}`}>
+            {p.label}
+            <Handle type="source" position={Position.Right} id={p.name} className={`handle handle-${p.types[0]}`} data-port={p.name} />
+          </div>
+        ))}
       </div>
       <div className="pnode-body">
         {/* While running, the progress bar takes the facts' place, so the node does not grow. */}
