@@ -171,8 +171,6 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
   // Generation: prompts of equal token length are decoded together (exact batching, no padding).
   const stops = opts.stop ?? ['\n'];
   const prompts = chat ? await Promise.all(task.items.map((i) => context(i.prompt))) : await tok.encodeBatch(task.items.map((i) => i.prompt), true);
-  // The tokenizer's EOS ids include generation_config's (e.g. an end-of-turn token) beyond the decoder's.
-  const eos = new Set(tok.eosIds);
   const groups = new Map<number, number[]>();
   prompts.forEach((p, i) => groups.set(p.length, [...(groups.get(p.length) ?? []), i]));
   const maxNew = opts.maxNewTokens ?? Math.max(16, ...task.items.map((i) => Buffer.byteLength(i.answer) + 8));
@@ -184,13 +182,14 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
       const texts = new Map<number, string>();
       const outs = await decoder.generate(chunk.map((m) => prompts[m]!), {
         maxNewTokens: maxNew,
+        // The tokenizer's EOS ids include generation_config's (e.g. an end-of-turn token) beyond config.json's.
+        eosIds: tok.eosIds,
         signal: opts.signal,
         onPrefill: (r) => hook(r, chunk.map((m) => prompts[m]!.length), prompts[chunk[0]!]!.length),
       }, async (row, ids) => {
-        const ended = eos.has(ids[ids.length - 1]!);
-        const text = await tok.decode(ended ? ids.slice(0, -1) : ids, true);
+        const text = await tok.decode(ids, true);
         texts.set(row, text);
-        return ended || stops.some((st) => text.includes(st));
+        return stops.some((st) => text.includes(st));
       });
       for (const [row, m] of chunk.entries()) {
         let text = texts.get(row) ?? (await tok.decode(outs[row]!, true));

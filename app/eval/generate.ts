@@ -72,7 +72,6 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
     const sampled = !!opts.temperature && opts.temperature > 0;
     const seed = sampled ? (opts.seed ?? randomInt(2 ** 31)) : null;
     const stops = (opts.stop ?? []).filter((s) => s.length > 0);
-    const eos = new Set(tok.eosIds);
     let finishReason: GenerateTextResult['finishReason'] = 'length';
     let text = '';
     let shown = 0;
@@ -84,15 +83,15 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
       topK: opts.topK,
       topP: opts.topP,
       seed: seed ?? undefined,
+      eosIds: tok.eosIds,
       signal: opts.signal,
     }, async (_row, newIds) => {
-      const ended = eos.has(newIds[newIds.length - 1]!);
-      ids = ended ? newIds.slice(0, -1) : [...newIds];
+      ids = [...newIds];
       text = await tok.decode(ids, true);
       const cut = firstStop(text, stops);
       if (cut !== undefined) text = text.slice(0, cut);
-      const done = ended || cut !== undefined;
-      if (done) finishReason = ended ? 'eos' : 'stop';
+      const done = cut !== undefined;
+      if (done) finishReason = 'stop';
       const safe = done ? text.length : settled(text, stops);
       if (safe > shown) {
         opts.onText?.(text.slice(shown, safe));
@@ -100,7 +99,7 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
       }
       return done;
     });
-    // The decoder ends silently at the model config's EOS, before calling back.
+    // The decoder ends silently at an EOS id, without calling back.
     if (finishReason === 'length' && out[0]!.length < maxTokens) finishReason = 'eos';
     if (text.length > shown) opts.onText?.(text.slice(shown));
     return {

@@ -25,8 +25,11 @@ export interface ForwardResult {
 
 export interface GenerateOptions {
   maxNewTokens: number;
-  /** Stop when the decoded continuation contains one of these (the result is cut before it). */
-  stop?: string[];
+  /**
+   * Token ids that end a sequence (not included in the result). Default: config.json's eos_token_id; the
+   * tokenizer's list (TextTokenizer.eosIds) adds generation_config.json's, e.g. a chat model's end of turn.
+   */
+  eosIds?: readonly number[];
   /** 0 or undefined = greedy. */
   temperature?: number;
   topK?: number;
@@ -134,13 +137,14 @@ export class Decoder {
 
   /**
    * Generates from prompts of equal length (the caller groups them). Returns the new token ids of
-   * each prompt, cut at EOS; stop strings are applied by the caller on decoded text through `isDone`.
+   * each prompt, cut at EOS (never calling `isDone` for it); stop strings are applied by the caller on
+   * decoded text through `isDone`.
    */
   async generate(prompts: number[][], opts: GenerateOptions, isDone: (row: number, newIds: number[]) => Promise<boolean> | boolean): Promise<number[][]> {
     const B = prompts.length;
     const S = prompts[0]!.length;
     const V = this.vocab;
-    const eos = new Set(this.eosIds());
+    const eos = new Set(opts.eosIds ?? this.eosIds());
     const out: number[][] = prompts.map(() => []);
     const done = new Array<boolean>(B).fill(false);
     const rng = mulberry32(opts.seed ?? 0);
