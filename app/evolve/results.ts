@@ -86,7 +86,7 @@ function recipeTable(r: EvolveResult): string {
   const models = r.bestConfig['models'] as { model: string; parameters: { weight: number | number[]; density?: number | number[] } }[];
   const fmt = (v: number | number[] | undefined) => (v === undefined ? '' : (Array.isArray(v) ? v : [v]).map((x) => x.toFixed(2)).join(' → '));
   return [
-    '| model | weight (layers 0–1 → 2–3) | density |',
+    '| model | weight (first → last layer) | density (first → last layer) |',
     '|---|---|---|',
     ...models.map((m) => `| ${m.model.split('/').pop()} | ${fmt(m.parameters.weight)} | ${fmt(m.parameters.density)} |`),
   ].join('\n');
@@ -123,7 +123,8 @@ deltas per layer group. The search starts from weights ¼ and density 0.5 and al
 recipe first, so its result is never worse than the default on the seed data
 (\`upcycle evolve\` option \`normalize\`, default false).
 
-Best recipe found (ours), written by \`upcycle evolve\` as \`best_recipe.yml\`:
+Best recipe found (ours), written by \`upcycle evolve\` as \`best_recipe.yml\`; each pair is a mergekit gradient,
+interpolated linearly across the layers:
 
 ${recipeTable(ours)}
 
