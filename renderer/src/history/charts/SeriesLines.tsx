@@ -20,7 +20,8 @@ export function SeriesLines({ points, series, xLabel, height = 220, reference, d
           <Tooltip {...tooltipProps(t)} labelFormatter={(v) => `${xLabel} ${String(v)}`} formatter={(v) => (typeof v === 'number' ? v.toFixed(4) : String(v))} />
           {series.length > 1 && <Legend wrapperStyle={{ fontSize: 12 }} iconType="circle" iconSize={8} />}
           {reference && <ReferenceLine y={reference.y} stroke={t.axis} strokeDasharray="4 4" label={{ value: reference.label, fill: t.text, fontSize: 11, position: 'insideTopRight' }} />}
-          {series.map((s, i) => <Line key={s} type="monotone" dataKey={s} stroke={SERIES[i % SERIES.length]} strokeWidth={2} dot={{ r: 3 }} isAnimationActive={false} connectNulls />)}
+          {/* Straight segments: the steps are discrete (layers, generations); a smoothed curve would invent values between them. */}
+          {series.map((s, i) => <Line key={s} type="linear" dataKey={s} stroke={SERIES[i % SERIES.length]} strokeWidth={2} dot={{ r: 3 }} isAnimationActive={false} connectNulls />)}
         </LineChart>
       </ResponsiveContainer>
     </div>
