@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await import('./run.js')).runCommand,
   demo: async () => (await import('./run.js')).demoCommand,
   serve: async () => (await import('./serve.js')).serveCommand,
+  cache: async () => (await import('./cache.js')).cacheCommand,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -41,6 +42,7 @@ const SUMMARIES: Record<string, string> = {
   run: 'run a pipeline file headless (whole graph or one node), recorded in the run history',
   demo: 'run the bundled offline demo: MoE of four specialists vs base, specialists and TIES',
   serve: 'serve the workbench in a browser (local server, token-protected)',
+  cache: 'show or prune the engine cache (pipeline artefacts, runtime graphs; kept under UPCYCLE_CACHE_MAX_GB)',
 };
 
 export function helpText(): string {

@@ -11,6 +11,7 @@ import { missingInputs, NODE_TYPES, paramDefaults } from '../core/pipeline/node-
 import { topoOrder, upstream, type PipelineDoc, type PipelineNode } from '../core/pipeline/document.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
 import { cacheDir } from '../io/cache-dir.js';
+import { cacheBudget, pruneCache, touchCacheEntry } from '../io/cache-prune.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { parseMergeConfig } from '../merge/config.js';
 import { runMerge } from '../merge/execute.js';
@@ -84,6 +85,7 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
         store.setNode({ runId, nodeId: node.id, type: node.type, status: 'cached', finishedAt: Date.now(), metrics: hit.metrics, artefact: hit.artefact, cacheKey: key });
         emit({ type: 'node', runId, nodeId: node.id, status: 'cached', metrics: hit.metrics });
         log('info', `${label(node)}: unchanged, reused ${hit.artefact}`, node.id);
+        await touchCacheEntry(cacheDir('artefacts', key)); // recently used: last in line for pruning
         continue;
       }
       const inputOf = (port: string) => ins.filter((e) => e.targetPort === port).map((e) => ({ node: doc.nodes.find((x) => x.id === e.source)!, result: results[e.source]! }));
@@ -108,6 +110,7 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
     const metrics: Record<string, unknown> = {};
     for (const [id, r] of Object.entries(results)) if (r.metrics && Object.keys(r.metrics).length) metrics[id] = r.metrics;
     const artefacts = Object.fromEntries(Object.entries(results).filter(([, r]) => r.artefact).map(([id, r]) => [id, r.artefact!]));
+    await pruneAfterRun(Object.values(keys), log);
     store.finishRun(runId, 'succeeded', { metrics, artefacts });
     emit({ type: 'run', runId, status: 'succeeded' });
     return { runId, status: 'succeeded', results };
@@ -115,10 +118,31 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
     const cancelled = !!opts.signal?.aborted;
     const msg = cancelled ? 'cancelled' : e instanceof Error ? e.message : String(e);
     log(cancelled ? 'warn' : 'error', msg);
+    await pruneAfterRun(Object.values(keys), log);
     store.finishRun(runId, cancelled ? 'cancelled' : 'failed', { error: msg });
     emit({ type: 'run', runId, status: cancelled ? 'cancelled' : 'failed', error: msg });
     return { runId, status: cancelled ? 'cancelled' : 'failed', results, error: msg };
   }
+}
+
+/**
+ * Keeps the cache within its budget (UPCYCLE_CACHE_MAX_GB, default 40 GiB) after a run: every changed
+ * parameter writes a new artefact, so without this an afternoon of merging 7B models fills the disk.
+ * This run's artefacts are kept; a failure to prune never fails the run.
+ */
+async function pruneAfterRun(keys: string[], log: (level: 'info' | 'warn', message: string) => void): Promise<void> {
+  try {
+    const r = await pruneCache({ maxBytes: cacheBudget(), keep: new Set(keys.map((k) => cacheDir('artefacts', k))) });
+    if (r.removed.length) {
+      log('info', `cache: removed ${r.removed.length} least recently used or stale entr${r.removed.length === 1 ? 'y' : 'ies'} (${gib(r.freedBytes)}) to stay within ${gib(cacheBudget())} (UPCYCLE_CACHE_MAX_GB); ${gib(r.remainingBytes)} remain`);
+    }
+  } catch (e) {
+    log('warn', `cache: could not prune ${cacheDir()}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function gib(bytes: number): string {
+  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }
 
 function label(n: PipelineNode): string {

@@ -9,6 +9,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelConfig } from '../core/hf-config.js';
 import { cacheDir } from '../io/cache-dir.js';
+import { SOURCE_FILE, touchCacheEntry } from '../io/cache-prune.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { graphOutputs, type DecoderGraphOptions } from './decoder-graph.js';
 import { buildGraphBytes, runnableConfig, weightFiles, writeGraphFolder } from './graph-folder.js';
@@ -65,7 +66,11 @@ export async function loadModelSession(modelDir: string, opts: LoadOptions = {})
     const modelPath = join(dir, 'model.onnx');
     const notices: string[] = [];
     if (!(await stat(modelPath).then(() => true, () => false))) {
-      notices.push(...(await writeGraphFolder(dir, buildGraphBytes(base, adapter, graphOpts), files)));
+      // source.json lets cache pruning find folders whose model was deleted or rewritten (app/io/cache-prune.ts).
+      const source = JSON.stringify({ files: ident });
+      notices.push(...(await writeGraphFolder(dir, buildGraphBytes(base, adapter, graphOpts), files, { [SOURCE_FILE]: source })));
+    } else {
+      await touchCacheEntry(dir);
     }
     // No prepacking and no arena: weights stay file-backed (−1× weight bytes of RSS) at no measured
     // speed cost (bench:runtime: decode 68.0 vs 68.7 tok/s on the 100M llama).

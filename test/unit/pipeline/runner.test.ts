@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadPipelineFile } from '../../../app/pipeline/files.js';
@@ -103,6 +103,45 @@ test('a failing node fails the run with its reason; cancel is recorded as cancel
     assert.equal(store.getRun(c.runId)!.status, 'cancelled');
   } finally {
     store.close();
+    cleanup();
+  }
+});
+
+test('after a run the cache is pruned to UPCYCLE_CACHE_MAX_GB: old artefacts go, the run\'s own stay, and the log says so', async () => {
+  const { dir, cleanup } = tempDir();
+  const saved = { dir: process.env['UPCYCLE_CACHE_DIR'], max: process.env['UPCYCLE_CACHE_MAX_GB'] };
+  process.env['UPCYCLE_CACHE_DIR'] = join(dir, 'cache');
+  process.env['UPCYCLE_CACHE_MAX_GB'] = '0';
+  const store = new HistoryStore(join(dir, 'h.sqlite'));
+  try {
+    const old = join(dir, 'cache', 'artefacts', 'old-merge');
+    mkdirSync(old, { recursive: true });
+    writeFileSync(join(old, 'model.safetensors'), Buffer.alloc(1024 * 1024));
+    const twoDaysAgo = new Date(Date.now() - 48 * 3600_000);
+    utimesSync(old, twoDaysAgo, twoDaysAgo);
+    const models = join(DEMO, 'models');
+    const doc = {
+      version: 2, name: 'prune', edges: [
+        { id: 'e1', source: 'base', sourcePort: 'model', target: 'm', targetPort: 'base' },
+        { id: 'e2', source: 'add', sourcePort: 'model', target: 'm', targetPort: 'models' },
+      ],
+      nodes: [
+        { id: 'base', type: 'checkpoint', position: { x: 0, y: 0 }, params: { path: join(models, 'base') } },
+        { id: 'add', type: 'checkpoint', position: { x: 0, y: 100 }, params: { path: join(models, 'ffn-add') } },
+        { id: 'm', type: 'merge', position: { x: 200, y: 0 }, params: { method: 'task_arithmetic', weight: 0.5, dtype: 'float32' } },
+      ],
+    };
+    const r = await runPipeline(doc, { store });
+    assert.equal(r.status, 'succeeded', r.error);
+    assert.ok(!existsSync(old), 'the two-day-old artefact was pruned');
+    assert.ok(existsSync(r.results['m']!.artefact!), 'the run\'s own artefact stays');
+    assert.ok(store.logs(r.runId).some((l) => /cache: removed 1 .*UPCYCLE_CACHE_MAX_GB/.test(l.message)), 'the run log says what was pruned');
+  } finally {
+    store.close();
+    for (const [k, v] of [['UPCYCLE_CACHE_DIR', saved.dir], ['UPCYCLE_CACHE_MAX_GB', saved.max]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
     cleanup();
   }
 });
