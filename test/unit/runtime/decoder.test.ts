@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Decoder } from '../../../app/runtime/decoder.js';
+import { Decoder, RECENT_MAX } from '../../../app/runtime/decoder.js';
 import { loadModelSession } from '../../../app/runtime/model-session.js';
 import { tempDir } from '../../helpers/paths.js';
 import { tinyInputIds, writeTinyModel } from '../../helpers/tiny-models.js';
@@ -50,5 +50,45 @@ test('logits_to_keep: last rows only, equal to the full forward; 0 (and k ≥ S)
     assert.equal(r.logitsRows, 3, 'falls back to every position');
   } finally {
     await plain.release();
+  }
+});
+
+test('two-part cache (recentPast): step by step over more than RECENT_MAX positions, logits equal the one-part cache; the recent part is fetched until full', async () => {
+  const mistral = { ...llama, architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 8 };
+  for (const [name, config] of [['llama', llama], ['mistral-window', mistral]] as const) {
+    const dir = join(tmp.dir, `two-part-${name}`);
+    await writeTinyModel(dir, config, 9);
+    const split = await loadModelSession(dir, { kvCache: true });
+    const whole = await loadModelSession(dir, { kvCache: true, recentPast: false });
+    try {
+      assert.ok(split.session.inputs.some((i) => i.name === 'recent_key_values.0.key'));
+      assert.ok(!whole.session.inputs.some((i) => i.name === 'recent_key_values.0.key'));
+      const a = new Decoder(split);
+      const b = new Decoder(whole);
+      const prompt = tinyInputIds(2, 7, V, 3);
+      let ra = await a.forward(prompt, 0, undefined, 1);
+      let rb = await b.forward(prompt, 0, undefined, 1);
+      const steps = RECENT_MAX + 10;
+      let sawRecent = 0;
+      for (let t = 0; t < steps; t++) {
+        assertClose(ra.logits, rb.logits, 1e-5, `${name} step ${t}`);
+        const next = [[(t * 7 + 1) % V], [(t * 5 + 2) % V]];
+        ra = await a.forward(next, 7 + t, ra.present, 1);
+        rb = await b.forward(next, 7 + t, rb.present, 1);
+        const total = 7 + t + 1;
+        const recent = ra.present!['recent.0.key'];
+        const first = ra.present!['present.0.key']!.dims[2]!;
+        assert.equal(first + (recent?.dims[2] ?? 0), total, `${name} step ${t}: the two parts cover every position`);
+        assert.deepEqual(rb.present!['present.0.key']!.dims, [2, 2, total, 8]);
+        if (recent) sawRecent++;
+        assert.ok((recent?.dims[2] ?? 0) <= RECENT_MAX);
+      }
+      assertClose(ra.logits, rb.logits, 1e-5, `${name} last step`);
+      assert.ok(sawRecent >= RECENT_MAX, 'most steps fetched only the recent part');
+      assert.ok(sawRecent < steps, 'the whole cache was fetched once the recent part was full');
+    } finally {
+      await split.release();
+      await whole.release();
+    }
   }
 });

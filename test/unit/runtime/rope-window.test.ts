@@ -32,7 +32,10 @@ async function logits(config: Record<string, unknown>, ids: number[][], opts: { 
       feeds['logits_to_keep'] = { dims: [], data: BigInt64Array.of(0n) };
       const c = loaded.config;
       for (let i = 0; i < c.numLayers; i++) {
-        for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = { dims: [ids.length, c.numKvHeads, 0, c.headDim], data: new Float32Array(0) };
+        for (const kv of ['key', 'value']) {
+          feeds[`past_key_values.${i}.${kv}`] = { dims: [ids.length, c.numKvHeads, 0, c.headDim], data: new Float32Array(0) };
+          feeds[`recent_key_values.${i}.${kv}`] = { dims: [ids.length, c.numKvHeads, 0, c.headDim], data: new Float32Array(0) };
+        }
       }
     }
     const out = await loaded.session.run(feeds, ['logits']);
