@@ -16,7 +16,8 @@ export const generateCommand: Command = {
     '  --temperature T  0 = greedy (default); > 0 samples, with --top-p / --top-k, reproducibly for a --seed',
     '  --stop STR       end before this text (repeatable); EOS and the model\'s end-of-turn tokens always end',
     '  --json           print one JSON object at the end instead of streaming: prompt, prompt_ids, text,',
-    '                   completion_ids, finish_reason (eos|stop|length), seed, seconds',
+    '                   completion_ids, finish_reason (eos|stop|length), seed, seconds; text is cut before a',
+    '                   stop string, completion_ids are every token generated (they include the stop string)',
   ].join('\n'),
   async run(args) {
     const { values, positionals } = parseArgs({

@@ -39,7 +39,9 @@ export interface GenerateTextResult {
   /** What was tokenised: the rendered chat, or the prompt as given. */
   prompt: string;
   promptIds: number[];
+  /** The continuation, cut before the first stop string. */
   text: string;
+  /** Every generated token (EOS excluded): after a stop string, also the tokens of the stop string and past it. */
   completionIds: number[];
   finishReason: 'eos' | 'stop' | 'length';
   /** The seed used when sampling (null when greedy). */
@@ -117,7 +119,7 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
       seconds: (performance.now() - t0) / 1000,
     };
   } finally {
-    await loaded.session.release();
+    await loaded.release();
   }
 }
 

@@ -64,41 +64,57 @@ export class SessionCache {
     return this.entries.size;
   }
 
-  /**
-   * The cached session for this model and config, created on first use. Concurrent calls share one
-   * creation; a failed creation is not cached; a session released elsewhere is recreated.
-   */
-  async get(modelPath: string, config: SessionConfig = {}): Promise<OrtSession> {
+  /** The entry of this model and config, created (with its session's creation started) if absent. */
+  private entryFor(modelPath: string, config: SessionConfig): Entry {
     if (config.externalData !== undefined) {
       throw new Error('SessionCache is for file-backed models; externalData buffers are not cached');
     }
     const key = sessionKey(modelPath, config);
     const hit = this.entries.get(key);
-    if (hit !== undefined) {
-      const s = await hit.session;
-      if (!s.released) return s;
-      if (this.entries.get(key) === hit) this.entries.delete(key);
-      return this.get(modelPath, config);
-    }
+    if (hit !== undefined) return hit;
     const entry: Entry = { modelPath: path.resolve(modelPath), session: this.create(modelPath, config), users: 0, idleSince: performance.now() };
     this.entries.set(key, entry);
-    try {
-      return await entry.session;
-    } catch (e) {
+    // A failed creation is not cached (callers awaiting it still see the error).
+    entry.session.catch(() => {
       if (this.entries.get(key) === entry) this.entries.delete(key);
-      throw e;
-    }
+    });
+    return entry;
+  }
+
+  /**
+   * The cached session for this model and config, created on first use. Concurrent calls share one
+   * creation; a failed creation is not cached; a session released elsewhere is recreated.
+   */
+  async get(modelPath: string, config: SessionConfig = {}): Promise<OrtSession> {
+    const entry = this.entryFor(modelPath, config);
+    const s = await entry.session;
+    if (!s.released) return s;
+    const key = sessionKey(modelPath, config);
+    if (this.entries.get(key) === entry) this.entries.delete(key);
+    return this.get(modelPath, config);
   }
 
   /**
    * The cached session plus a lease: while any lease is open the idle sweep keeps the session
-   * (an explicit `release` still frees it).
+   * (an explicit `release` still frees it). The lease is counted before the creation is awaited, so
+   * a sweep during a long creation cannot release the session it is about to return.
    */
   async acquire(modelPath: string, config: SessionConfig = {}): Promise<SessionLease> {
-    const session = await this.get(modelPath, config);
-    const entry = this.entries.get(sessionKey(modelPath, config));
-    if (entry === undefined) return { session, release: () => {} };
+    const entry = this.entryFor(modelPath, config);
     entry.users++;
+    let session: OrtSession;
+    try {
+      session = await entry.session;
+    } catch (e) {
+      entry.users--;
+      throw e;
+    }
+    if (session.released) {
+      entry.users--;
+      const key = sessionKey(modelPath, config);
+      if (this.entries.get(key) === entry) this.entries.delete(key);
+      return this.acquire(modelPath, config);
+    }
     let open = true;
     return {
       session,
@@ -118,14 +134,15 @@ export class SessionCache {
   async releaseIdle(idleMs = this.idleMs ?? 0): Promise<number> {
     const now = performance.now();
     const keys = [...this.entries].filter(([, e]) => e.users === 0 && now - e.idleSince >= idleMs).map(([k]) => k);
-    return this.releaseKeys(keys);
+    return this.releaseKeys(keys, true);
   }
 
   private schedule(): void {
     if (this.idleMs === undefined || this.timer !== undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.releaseIdle().then(() => {
+      // A failing release must not become an unhandled rejection (which ends the process).
+      void this.releaseIdle().catch(() => 0).then(() => {
         if ([...this.entries.values()].some((e) => e.users === 0)) this.schedule();
       });
     }, this.idleMs);
@@ -150,11 +167,12 @@ export class SessionCache {
     return this.releaseKeys([...this.entries.keys()]);
   }
 
-  private async releaseKeys(keys: readonly string[]): Promise<number> {
+  /** With `onlyIdle`, an entry leased since the keys were chosen (during an earlier await) is kept. */
+  private async releaseKeys(keys: readonly string[], onlyIdle = false): Promise<number> {
     let n = 0;
     for (const k of keys) {
       const e = this.entries.get(k);
-      if (e === undefined) continue;
+      if (e === undefined || (onlyIdle && e.users > 0)) continue;
       this.entries.delete(k);
       // A creation still in flight is awaited, then released; one that failed has nothing to free.
       const s = await e.session.catch(() => undefined);

@@ -51,6 +51,25 @@ test('leases keep a session from the idle sweep; the last lease ending makes it 
   c.release();
 });
 
+test('an idle sweep during a session\'s creation does not release the session an acquire is waiting for', async () => {
+  let finish!: () => void;
+  const made: { released: boolean }[] = [];
+  const create = () => new Promise<OrtSession>((resolve) => {
+    const s = { released: false, release: async () => { s.released = true; } };
+    made.push(s);
+    finish = () => resolve(s as unknown as OrtSession);
+  });
+  const cache = new SessionCache({ create });
+  const pending = cache.acquire('/m/slow.onnx');
+  assert.equal(await Promise.race([cache.releaseIdle(0), new Promise((r) => setTimeout(() => r('sweep waits'), 20))]), 0, 'the leased entry is skipped');
+  finish();
+  const lease = await pending;
+  assert.equal(lease.session.released, false);
+  assert.equal(made.length, 1);
+  lease.release();
+  assert.equal(await cache.releaseIdle(0), 1);
+});
+
 test('with idleMs, a session no lease holds is released by the timer', async () => {
   const { create, made } = fakeCreate();
   const cache = new SessionCache({ create, idleMs: 5 });
