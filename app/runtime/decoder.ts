@@ -14,7 +14,7 @@ import type { LoadedSession } from './model-session.js';
 /**
  * Positions the recent part of the cache may hold before the whole cache is fetched again: one whole
  * copy per RECENT_MAX steps instead of one per step (bench:runtime, 100M llama: a decode step at a past
- * of 2000 34.7 → 21.0 ms, of 128 13.3 → 11.8 ms), while each step fetches at most this many positions back.
+ * of 2000 34.7 → 21.0 ms, of 128 13.3 → 12.3 ms), while each step fetches at most this many positions back.
  */
 export const RECENT_MAX = 32;
 
