@@ -106,10 +106,10 @@ async function runTasks(plan: MergePlan, recipe: MergeRecipe, writer: Safetensor
   const modeOf = (t: TensorTask): TaskMode => {
     const s = taskStream(recipe.method, t, recipe.models, seed);
     if (!s) return { stream: false };
-    return { stream: true, cacheRaw: s.wantsPass(0) && t.readBytes <= budget / n };
+    return { stream: true, cacheRaw: s.wantsPass(0) && t.readBytes <= budget / n, heldBytes: s.heldBytes?.() ?? 0 };
   };
   const cost = (t: TensorTask, mode: TaskMode) => mode.stream
-    ? streamTaskBytes(t, mode.cacheRaw, opts.chunkElements)
+    ? streamTaskBytes(t, mode.cacheRaw, opts.chunkElements) + (mode.heldBytes ?? 0)
     : (t.models.length + (t.base ? 1 : 0) + 2) * t.shape.reduce((a, d) => a * d, 1) * 4;
   const bytesTotal = tasks.reduce((a, t) => a + t.readBytes + t.writeBytes, 0);
   const init: WorkerInit = { models: recipe.models, method: recipe.method.id, seed, chunkElements: opts.chunkElements };

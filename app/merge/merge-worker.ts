@@ -25,7 +25,7 @@ export interface WorkerInit {
 }
 
 /** How the main thread wants a task run: streamed (inputs cached whole in stored dtype, or not) or whole. */
-export type TaskMode = { stream: true; cacheRaw: boolean } | { stream: false };
+export type TaskMode = { stream: true; cacheRaw: boolean; /** Bytes the stream keeps for the whole tensor. */ heldBytes?: number } | { stream: false };
 
 export type ToWorker = { type: 'task'; task: TensorTask; slot: { file: string; offset: number; bytes: number }; mode: TaskMode } | { type: 'stop' };
 export type FromWorker =

@@ -240,6 +240,10 @@ export function dareStream(v: GtaVariant, r: ResolvedSpec): TensorStream {
       return pass === 0 && !scanned;
     },
 
+    heldBytes() {
+      return useBits ? Math.ceil(n / 4) : 0;
+    },
+
     scan(pass, start, length, baseBlock, ms) {
       const base = check(ms, baseBlock);
       beginScan(pass, start, length);

@@ -181,6 +181,8 @@ export interface TensorStream {
    */
   scanRaw?(pass: number, start: number, length: number, base: RawBlock | undefined, models: readonly RawBlock[]): void;
   applyRaw?(start: number, length: number, base: RawBlock | undefined, models: readonly RawBlock[], out: RawBlock): void;
+  /** Optional: bytes the stream itself keeps for the whole tensor (e.g. DARE's keep flags), for the memory budget. */
+  heldBytes?(): number;
 }
 
 /** A block of one tensor in its stored dtype: element e at byte `offset + e·size` of `bytes` (little-endian). */

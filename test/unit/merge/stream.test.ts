@@ -186,6 +186,11 @@ test('DARE streams: L1 rescale takes one statistics pass, the other modes none; 
   assert.equal(dareLinear.stream!(spec({ rescale: false }))!.wantsPass(0), false);
   assert.equal(dareTies.stream!(spec({ rescale_mode: 'inverse_density' }))!.wantsPass(0), false);
   assert.equal(dareLinear.stream!(spec({}, 1))!.wantsPass(0), false); // density 1: nothing masked
+  // Two masked models with L1: the keep flags (n/4 bytes) are held for the whole tensor and counted in the budget.
+  const pair = (globals: ParamValues, n: number) => ({ tensorName: 't', shape: [n], base: {}, models: [0, 1].map(() => ({ params: { weight: 0.5, density: 0.9 } })), globals });
+  assert.equal(dareLinear.stream!(pair({}, 1001))!.heldBytes!(), 251);
+  assert.equal(dareLinear.stream!(pair({ rescale: false }, 1001))!.heldBytes!(), 0);
+  assert.equal(dareLinear.stream!(spec({}))!.heldBytes!(), 0);
   const x = randomTensor(2, 8);
   const bad = { tensorName: 't', shape: [8], base: { tensor: x }, models: [{ tensor: x, params: { weight: 1, density: -0.5 } }] };
   assert.throws(() => dareLinear.merge(bad), /density in \[0, 1\]/);
