@@ -116,11 +116,18 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
   return r;
 }
 
-/** Baseline + start + at least one generation, or the run would only evaluate the defaults: the reason, or null. */
+/**
+ * Baseline + start + at least one generation, or the run would only evaluate the defaults: the reason, or
+ * null. The start costs nothing when it is the baseline recipe (evolveMerge reuses its fitness).
+ */
 export function budgetProblem(r: EvolveRecipe): string | null {
-  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(defaultGenome(r).length));
-  if (r.budget >= 2 + lambda) return null;
-  return `budget ${r.budget} leaves no generation: it needs at least ${2 + lambda} evaluations (the baseline, the start, and one generation of ${lambda}); raise budget or lower popsize`;
+  const genome = defaultGenome(r).length;
+  if (genome === 0) return 'nothing to search: the recipe needs at least one model and layer_groups ≥ 1';
+  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(genome));
+  const startIsBaseline = JSON.stringify(decodeGenome(r, defaultGenome(r))) === JSON.stringify(baselineConfig(r));
+  const need = (startIsBaseline ? 1 : 2) + lambda;
+  if (r.budget >= need) return null;
+  return `budget ${r.budget} leaves no generation: it needs at least ${need} evaluations (the baseline, ${startIsBaseline ? '' : 'the start, '}and one generation of ${lambda}); raise budget or lower popsize`;
 }
 
 /**

@@ -50,6 +50,11 @@ test('genomes decode to mergekit recipes with per-layer-group gradients; fitness
   // 2 models × 2 groups × (weight, density) = 8 parameters → λ = 4 + ⌊3 ln 8⌋ = 10.
   assert.throws(() => parseEvolveYaml(`${head}budget: 11\n`, '/w/e.yml'), /budget 11 leaves no generation: it needs at least 12/);
   assert.equal(parseEvolveYaml(`${head}budget: 12\n`, '/w/e.yml').budget, 12);
+  // Linear over one layer group: the start is the baseline recipe (its fitness is reused), so 1 + λ is enough:
+  // 2 models × 1 group × weight = 2 parameters → λ = 4 + ⌊3 ln 2⌋ = 6.
+  const lin = `${head}merge_method: linear\nlayer_groups: 1\n`;
+  assert.throws(() => parseEvolveYaml(`${lin}budget: 6\n`, '/w/e.yml'), /budget 6 leaves no generation: it needs at least 7 evaluations \(the baseline, and one generation of 6\)/);
+  assert.equal(parseEvolveYaml(`${lin}budget: 7\n`, '/w/e.yml').budget, 7);
   const items = await fitnessItems([join(DEMO, 'eval', 'add.seed.jsonl')], 3);
   assert.equal(items.length, 3);
   assert.match(items[0]!.prompt, /^add \d+ \d+ =$/);
