@@ -189,15 +189,11 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
       }, async (row, ids) => {
         const text = await tok.decode(ids, true);
         texts.set(row, text);
-        return stops.some((st) => text.includes(st));
+        return stopAt(text, stops, chat) !== undefined;
       });
       for (const [row, m] of chunk.entries()) {
-        let text = texts.get(row) ?? (await tok.decode(outs[row]!, true));
-        for (const st of stops) {
-          const at = text.indexOf(st);
-          if (at >= 0) text = text.slice(0, at);
-        }
-        predictions[m] = text;
+        const text = texts.get(row) ?? (await tok.decode(outs[row]!, true));
+        predictions[m] = text.slice(0, stopAt(text, stops, chat));
       }
       done += chunk.length;
       progress(done);
@@ -206,6 +202,21 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
   const same = (a: string, b: string) => (chat ? a.trim() === b.trim() : a === b);
   const correct = task.items.filter((item, i) => same(predictions[i]!, item.answer)).length;
   return { exact_match: correct / task.items.length, n: task.items.length };
+}
+
+/**
+ * Where generated text ends: the first stop string, or undefined. With a chat template answers are
+ * compared trimmed, and many templates leave the reply to start with a newline: leading whitespace is
+ * then part of the reply, not a stop.
+ */
+export function stopAt(text: string, stops: readonly string[], skipLeadingSpace: boolean): number | undefined {
+  const from = skipLeadingSpace ? text.length - text.trimStart().length : 0;
+  let end: number | undefined;
+  for (const st of stops) {
+    const at = text.indexOf(st, from);
+    if (at >= 0 && (end === undefined || at < end)) end = at;
+  }
+  return end;
 }
 
 function argmax(xs: number[]): number {

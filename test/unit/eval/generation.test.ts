@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { evaluateModel } from '../../../app/eval/evaluate.js';
+import { evaluateModel, stopAt } from '../../../app/eval/evaluate.js';
 import { detectKind, loadTask } from '../../../app/eval/tasks.js';
 import { Decoder } from '../../../app/runtime/decoder.js';
 import { loadModelSession } from '../../../app/runtime/model-session.js';
@@ -63,4 +63,13 @@ test('evaluation reports progress and can be cancelled', async () => {
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(evaluateModel(model('base'), [join(DEMO, 'eval', 'add.text.jsonl')], { signal: ac.signal }), /abort/i);
+});
+
+test('exact match stops at the first stop string; with a chat template a reply\'s leading newline is not a stop', () => {
+  assert.equal(stopAt('42\nmore', ['\n'], false), 2);
+  assert.equal(stopAt('42 END x\n', ['\n', 'END'], false), 3, 'the earliest of several stops');
+  assert.equal(stopAt('\n42\nmore', ['\n'], false), 0, 'plain prompts: a leading newline ends the answer (lm-evaluation-harness)');
+  assert.equal(stopAt('\n42\nmore', ['\n'], true), 3, 'chat: the reply after its leading newline');
+  assert.equal(stopAt('\n \n', ['\n'], true), undefined, 'chat: only whitespace so far, keep generating');
+  assert.equal(stopAt('42', ['\n'], true), undefined);
 });
