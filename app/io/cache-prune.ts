@@ -13,7 +13,7 @@
  * be using them) and those in `keep` are never removed. An entry is renamed aside before it is
  * deleted, so a kill mid-way never leaves a half-deleted entry where a cache lookup would find it.
  */
-import { lstat, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { cacheDir } from './cache-dir.js';
 
@@ -55,7 +55,7 @@ export interface CacheScan {
 export interface PruneOptions {
   /** Budget for the bytes only the cache holds, over both areas. */
   maxBytes: number;
-  /** Paths never to remove (e.g. the artefacts of the run that just finished). */
+  /** Paths never to remove, nor the entries that contain them (e.g. what the run that just finished used). */
   keep?: ReadonlySet<string>;
   /** Entries used more recently than this are never removed. Default 10 minutes. */
   minAgeMs?: number;
@@ -72,6 +72,7 @@ export interface PruneResult {
 
 const TRASH = '.trash-';
 const PARTIAL = '.partial-';
+const PINS = 'pins';
 const GIB = 1024 ** 3;
 /** Default budget: room for a few 7B models in bf16 beside their graphs. */
 export const DEFAULT_CACHE_MAX_BYTES = 40 * GIB;
@@ -140,6 +141,16 @@ function heldBytesOf(entries: readonly CacheEntry[]): number {
   return held;
 }
 
+/** Whether process `pid` is alive (signal 0 only checks; EPERM means it exists under another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Every entry of both areas, with leftovers of interrupted writes and deletions removed on the way. */
 export async function scanCache(root = cacheDir()): Promise<CacheScan> {
   const entries: CacheEntry[] = [];
@@ -149,14 +160,18 @@ export async function scanCache(root = cacheDir()): Promise<CacheScan> {
     for (const name of names) {
       const path = join(dir, name);
       if (name.includes(TRASH)) {
-        await rm(path, { recursive: true, force: true });
+        // Best effort: a folder held open (e.g. by a virus scanner on Windows) is tried again next time.
+        await rm(path, { recursive: true, force: true }).catch(() => undefined);
         continue;
       }
       const s = await stat(path).catch(() => undefined);
       if (!s?.isDirectory()) continue;
-      // A `.partial-` folder is a graph being written (or left by a kill): only old ones are leftovers.
+      // A `.partial-<pid>-<time>` folder is an output being written (a merge, a graph, an evolve search that
+      // may run for days): a leftover only once its process is gone.
       if (name.includes(PARTIAL)) {
-        if (Date.now() - s.mtimeMs > 24 * 3600_000) await rm(path, { recursive: true, force: true });
+        const pid = Number(/\.partial-(\d+)-/.exec(name)?.[1]);
+        const orphan = Number.isInteger(pid) && pid > 0 ? !alive(pid) : Date.now() - s.mtimeMs > 7 * 24 * 3600_000;
+        if (orphan) await rm(path, { recursive: true, force: true }).catch(() => undefined);
         continue;
       }
       const files = await folderFiles(path);
@@ -176,34 +191,82 @@ async function removeEntry(path: string): Promise<boolean> {
   } catch {
     return false; // gone already, or in use on a platform that forbids renaming it
   }
-  await rm(aside, { recursive: true, force: true });
+  await rm(aside, { recursive: true, force: true }).catch(() => undefined);
   return true;
 }
 
 /**
+ * Paths that running pipelines use, from their pin files (`pins/<pid>-<run>.json`, written by
+ * `pinPaths`); pins of processes that are gone are removed.
+ */
+export async function pinnedPaths(root = cacheDir()): Promise<string[]> {
+  const dir = join(root, PINS);
+  const out: string[] = [];
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const pid = Number(name.split('-')[0]);
+    if (!Number.isInteger(pid) || !alive(pid)) {
+      await rm(join(dir, name), { force: true }).catch(() => undefined);
+      continue;
+    }
+    const paths = await readFile(join(dir, name), 'utf8').then((t) => JSON.parse(t) as unknown, () => []);
+    if (Array.isArray(paths)) out.push(...paths.filter((p): p is string => typeof p === 'string'));
+  }
+  return out;
+}
+
+/**
+ * Records (atomically, replacing the previous list) the paths a run uses, so that pruning in any
+ * process keeps them until `unpin`. One file per run: a server runs several pipelines at once.
+ */
+export async function pinPaths(runKey: string, paths: readonly string[], root = cacheDir()): Promise<void> {
+  const dir = join(root, PINS);
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${process.pid}-${runKey}.json`);
+  await writeFile(`${file}.tmp`, JSON.stringify([...new Set(paths)]));
+  await rename(`${file}.tmp`, file);
+}
+
+export async function unpin(runKey: string, root = cacheDir()): Promise<void> {
+  await rm(join(root, PINS, `${process.pid}-${runKey}.json`), { force: true }).catch(() => undefined);
+}
+
+/**
  * Removes stale graph folders, then least recently used entries until what only the cache holds fits
- * `maxBytes`. Removing an artefact also removes the graph folders built from it: they would hold its
- * bytes through their links, and could never be used again.
+ * `maxBytes`. Removing an artefact also removes the graph folders built from it (their links would keep
+ * its bytes, and they could never be used again), so an artefact counts as used when any of them was,
+ * and is kept when one of them must be. Entries that running pipelines pinned, entries in `keep`, entries
+ * containing a kept path and entries used within `minAgeMs` (checked again just before removal) stay.
  */
 export async function pruneCache(opts: PruneOptions, root = cacheDir()): Promise<PruneResult> {
-  const now = opts.now ?? Date.now();
   const minAge = opts.minAgeMs ?? 10 * 60_000;
   const { entries, heldBytes: before } = await scanCache(root);
-  const removable = (e: CacheEntry) => !opts.keep?.has(e.path) && now - e.lastUsed >= minAge;
+  const kept = [...(opts.keep ?? []), ...(await pinnedPaths(root))];
+  const inside = (p: string, dir: string) => p === dir || p.startsWith(`${dir}${sep}`);
+  const isKept = (e: CacheEntry) => kept.some((k) => inside(k, e.path));
+  const dependents = new Map(entries.map((e) => [e, e.area === 'artefacts' ? entries.filter((g) => g.area === 'onnx' && g.sources.some((p) => inside(p, e.path))) : []]));
+  const oldEnough = (e: CacheEntry) => (opts.now ?? Date.now()) - e.lastUsed >= minAge;
+  const removable = (e: CacheEntry): boolean => !isKept(e) && oldEnough(e) && dependents.get(e)!.every((g) => !isKept(g) && oldEnough(g));
   const gone = new Set<CacheEntry>();
+  const group = (e: CacheEntry) => [e, ...dependents.get(e)!].filter((x) => !gone.has(x));
+  const held = (without: readonly CacheEntry[] = []) => heldBytesOf(entries.filter((e) => !gone.has(e) && !without.includes(e)));
   const drop = async (e: CacheEntry): Promise<void> => {
-    if (gone.has(e) || !(await removeEntry(e.path))) return;
-    gone.add(e);
-    const inside = (p: string) => p === e.path || p.startsWith(`${e.path}${sep}`);
-    for (const g of entries) if (g.area === 'onnx' && !gone.has(g) && g.sources.some(inside) && !opts.keep?.has(g.path)) await drop(g);
+    for (const x of group(e)) {
+      // Used since the scan (by another process)? Then it stays.
+      const now = await stat(x.path).then((st) => st.mtimeMs, () => x.lastUsed);
+      if (now !== x.lastUsed && (opts.now ?? Date.now()) - now < minAge) return;
+    }
+    for (const x of group(e)) if (await removeEntry(x.path)) gone.add(x);
   };
-  const held = () => heldBytesOf(entries.filter((e) => !gone.has(e)));
   for (const e of entries) if (e.stale && removable(e)) await drop(e);
-  const lru = entries.filter((e) => !e.stale && removable(e)).sort((a, b) => a.lastUsed - b.lastUsed);
+  // Least recently used first; an artefact is as recent as the newest graph built from it.
+  const lastUse = (e: CacheEntry) => Math.max(e.lastUsed, ...dependents.get(e)!.map((g) => g.lastUsed));
+  const lru = entries.filter((e) => !e.stale && removable(e)).sort((a, b) => lastUse(a) - lastUse(b));
   let total = held();
   for (const e of lru) {
     if (total <= opts.maxBytes) break;
     if (gone.has(e)) continue;
+    // Removing what frees nothing (a graph linking a model outside the cache) would only cost a rebuild.
+    if (held(group(e)) >= total) continue;
     await drop(e);
     total = held();
   }

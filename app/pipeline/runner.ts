@@ -11,7 +11,7 @@ import { missingInputs, NODE_TYPES, paramDefaults } from '../core/pipeline/node-
 import { topoOrder, upstream, type PipelineDoc, type PipelineNode } from '../core/pipeline/document.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
 import { cacheDir } from '../io/cache-dir.js';
-import { cacheBudget, pruneCache, touchCacheEntry } from '../io/cache-prune.js';
+import { cacheBudget, pinPaths, pruneCache, touchCacheEntry, unpin } from '../io/cache-prune.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { parseMergeConfig } from '../merge/config.js';
 import { runMerge } from '../merge/execute.js';
@@ -68,6 +68,10 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
     emit({ type: 'log', runId, nodeId, level, message });
   };
   for (const n of nodes) store.setNode({ runId, nodeId: n.id, type: n.type, status: 'pending' });
+  // Pins: what this run reads and writes, so that pruning (in this or another process) keeps it meanwhile.
+  const sources = nodes.map((n) => n.params['path']).filter((p): p is string => typeof p === 'string');
+  const inUse = () => [...sources, ...Object.values(keys).map((k) => cacheDir('artefacts', k)), ...Object.values(results).flatMap((r) => [r.artefact ?? '', ...(r.artefacts ?? [])]).filter(Boolean)];
+  const pin = () => pinPaths(String(runId), inUse()).catch(() => undefined);
   try {
     for (const node of nodes) {
       opts.signal?.throwIfAborted();
@@ -76,6 +80,7 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
       const ins = doc.edges.filter((e) => e.target === node.id);
       const key = await cacheKey(node, ins.map((e) => `${e.targetPort}<-${keys[e.source] ?? e.source}`));
       keys[node.id] = key;
+      await pin();
       const started = Date.now();
       store.setNode({ runId, nodeId: node.id, type: node.type, status: 'running', startedAt: started, cacheKey: key });
       emit({ type: 'node', runId, nodeId: node.id, status: 'running' });
@@ -110,7 +115,8 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
     const metrics: Record<string, unknown> = {};
     for (const [id, r] of Object.entries(results)) if (r.metrics && Object.keys(r.metrics).length) metrics[id] = r.metrics;
     const artefacts = Object.fromEntries(Object.entries(results).filter(([, r]) => r.artefact).map(([id, r]) => [id, r.artefact!]));
-    await pruneAfterRun(Object.values(keys), log);
+    await pruneAfterRun(inUse(), log);
+    await unpin(String(runId));
     store.finishRun(runId, 'succeeded', { metrics, artefacts });
     emit({ type: 'run', runId, status: 'succeeded' });
     return { runId, status: 'succeeded', results };
@@ -118,7 +124,8 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
     const cancelled = !!opts.signal?.aborted;
     const msg = cancelled ? 'cancelled' : e instanceof Error ? e.message : String(e);
     log(cancelled ? 'warn' : 'error', msg);
-    await pruneAfterRun(Object.values(keys), log);
+    await pruneAfterRun(inUse(), log);
+    await unpin(String(runId));
     store.finishRun(runId, cancelled ? 'cancelled' : 'failed', { error: msg });
     emit({ type: 'run', runId, status: cancelled ? 'cancelled' : 'failed', error: msg });
     return { runId, status: cancelled ? 'cancelled' : 'failed', results, error: msg };
@@ -128,11 +135,11 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
 /**
  * Keeps the cache within its budget (UPCYCLE_CACHE_MAX_GB, default 40 GiB) after a run: every changed
  * parameter writes a new artefact, so without this an afternoon of merging 7B models fills the disk.
- * This run's artefacts are kept; a failure to prune never fails the run.
+ * What this run used is kept (so are other runs' pins); a failure to prune never fails the run.
  */
-async function pruneAfterRun(keys: string[], log: (level: 'info' | 'warn', message: string) => void): Promise<void> {
+async function pruneAfterRun(used: string[], log: (level: 'info' | 'warn', message: string) => void): Promise<void> {
   try {
-    const r = await pruneCache({ maxBytes: cacheBudget(), keep: new Set(keys.map((k) => cacheDir('artefacts', k))) });
+    const r = await pruneCache({ maxBytes: cacheBudget(), keep: new Set(used) });
     if (r.removed.length) {
       log('info', `cache: removed ${r.removed.length} least recently used or stale entr${r.removed.length === 1 ? 'y' : 'ies'} (${gib(r.freedBytes)}) to stay within ${gib(cacheBudget())} (UPCYCLE_CACHE_MAX_GB); ${gib(r.remainingBytes)} remain`);
     }

@@ -133,8 +133,8 @@ export class SessionCache {
   /** Releases sessions without leases idle for at least `idleMs` (default: the cache's own). Returns how many. */
   async releaseIdle(idleMs = this.idleMs ?? 0): Promise<number> {
     const now = performance.now();
-    const keys = [...this.entries].filter(([, e]) => e.users === 0 && now - e.idleSince >= idleMs).map(([k]) => k);
-    return this.releaseKeys(keys, true);
+    const idle = [...this.entries].filter(([, e]) => e.users === 0 && now - e.idleSince >= idleMs);
+    return this.releaseKeys(idle.map(([k]) => k), new Set(idle.map(([, e]) => e)));
   }
 
   private schedule(): void {
@@ -167,12 +167,15 @@ export class SessionCache {
     return this.releaseKeys([...this.entries.keys()]);
   }
 
-  /** With `onlyIdle`, an entry leased since the keys were chosen (during an earlier await) is kept. */
-  private async releaseKeys(keys: readonly string[], onlyIdle = false): Promise<number> {
+  /**
+   * With `onlyIdle` (the entries found idle), an entry leased since (during an earlier await), or one
+   * created anew under the same key, is kept.
+   */
+  private async releaseKeys(keys: readonly string[], onlyIdle?: ReadonlySet<Entry>): Promise<number> {
     let n = 0;
     for (const k of keys) {
       const e = this.entries.get(k);
-      if (e === undefined || (onlyIdle && e.users > 0)) continue;
+      if (e === undefined || (onlyIdle && (!onlyIdle.has(e) || e.users > 0))) continue;
       this.entries.delete(k);
       // A creation still in flight is awaited, then released; one that failed has nothing to free.
       const s = await e.session.catch(() => undefined);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, linkSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cacheBudget, pruneCache, scanCache, SOURCE_FILE } from '../../../app/io/cache-prune.js';
+import { cacheBudget, pinPaths, pruneCache, scanCache, SOURCE_FILE, unpin } from '../../../app/io/cache-prune.js';
 import { ROOT, tempDir } from '../../helpers/paths.js';
 
 const MIB = 1024 * 1024;
@@ -100,16 +100,49 @@ test('cache pruning: a graph whose model was rewritten or deleted is stale and g
   }
 });
 
-test('cache pruning: leftovers of an interrupted deletion are removed; a graph being written is left alone', async () => {
+/** The pid of a process that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' });
+  return Number(r.stdout.trim());
+}
+
+test('cache pruning: leftovers of an interrupted deletion are removed; an output being written stays while its process lives, however old', async () => {
   const { dir, cleanup } = tempDir();
   try {
     const now = Date.now();
     entry(dir, 'artefacts', 'x.trash-123-456', 1, 1, now);
-    const partial = entry(dir, 'onnx', 'k.partial-1-2', 1, 0, now);
+    const writing = entry(dir, 'artefacts', `.k.partial-${process.pid}-2`, 1, 24 * 30, now);
+    const orphan = entry(dir, 'onnx', `k.partial-${deadPid()}-2`, 1, 0, now);
     const scan = await scanCache(dir);
     assert.equal(scan.entries.length, 0);
     assert.ok(!existsSync(join(dir, 'artefacts', 'x.trash-123-456')));
-    assert.ok(existsSync(partial));
+    assert.ok(existsSync(writing), 'a month-old evolve search of a live process');
+    assert.ok(!existsSync(orphan), 'left by a process that is gone');
+  } finally {
+    cleanup();
+  }
+});
+
+test('cache pruning: what running pipelines pinned stays, in any process; an artefact whose graph was just used stays', async () => {
+  const { dir, cleanup } = tempDir();
+  try {
+    const now = Date.now();
+    const pinned = entry(dir, 'artefacts', 'pinned', 1, 48, now);
+    const free = entry(dir, 'artefacts', 'free', 1, 48, now);
+    // A pipeline of this process uses pinned/model.safetensors (e.g. a checkpoint node pointing into the cache).
+    await pinPaths('run-7', [join(pinned, 'model.safetensors')], dir);
+    // A pin left by a dead process protects nothing and is cleaned up.
+    writeFileSync(join(dir, 'pins', `${deadPid()}-run-1.json`), JSON.stringify([free]));
+    // An old artefact whose graph folder was used a minute ago (a model being chatted with).
+    const chatted = entry(dir, 'artefacts', 'chatted', 1, 48, now);
+    graph(dir, 'gchat', join(chatted, 'model.safetensors'), 1 / 60, now);
+    const r = await pruneCache({ maxBytes: 0, now }, dir);
+    assert.deepEqual(r.removed.map((e) => e.path), [free]);
+    assert.ok(existsSync(pinned) && existsSync(chatted));
+    assert.deepEqual(readdirSync(join(dir, 'pins')), [`${process.pid}-run-7.json`]);
+    await unpin('run-7', dir);
+    const r2 = await pruneCache({ maxBytes: 0, now }, dir);
+    assert.deepEqual(r2.removed.map((e) => e.path), [pinned]);
   } finally {
     cleanup();
   }
