@@ -16,6 +16,7 @@
 import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { cacheDir } from './cache-dir.js';
+import { processAlive } from './process-alive.js';
 
 export type CacheArea = 'artefacts' | 'onnx';
 export const CACHE_AREAS: readonly CacheArea[] = ['artefacts', 'onnx'];
@@ -141,16 +142,6 @@ function heldBytesOf(entries: readonly CacheEntry[]): number {
   return held;
 }
 
-/** Whether process `pid` is alive (signal 0 only checks; EPERM means it exists under another user). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Every entry of both areas, with leftovers of interrupted writes and deletions removed on the way. */
 export async function scanCache(root = cacheDir()): Promise<CacheScan> {
   const entries: CacheEntry[] = [];
@@ -170,7 +161,7 @@ export async function scanCache(root = cacheDir()): Promise<CacheScan> {
       // may run for days): a leftover only once its process is gone.
       if (name.includes(PARTIAL)) {
         const pid = Number(/\.partial-(\d+)-/.exec(name)?.[1]);
-        const orphan = Number.isInteger(pid) && pid > 0 ? !alive(pid) : Date.now() - s.mtimeMs > 7 * 24 * 3600_000;
+        const orphan = Number.isInteger(pid) && pid > 0 ? !processAlive(pid) : Date.now() - s.mtimeMs > 7 * 24 * 3600_000;
         if (orphan) await rm(path, { recursive: true, force: true }).catch(() => undefined);
         continue;
       }
@@ -204,7 +195,7 @@ export async function pinnedPaths(root = cacheDir()): Promise<string[]> {
   const out: string[] = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const pid = Number(name.split('-')[0]);
-    if (!Number.isInteger(pid) || !alive(pid)) {
+    if (!Number.isInteger(pid) || !processAlive(pid)) {
       await rm(join(dir, name), { force: true }).catch(() => undefined);
       continue;
     }

@@ -7,6 +7,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { processAlive } from '../io/process-alive.js';
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 
@@ -126,7 +127,7 @@ export class HistoryStore {
   /** Runs left `running` by a process that no longer exists become `interrupted`. */
   private recoverInterrupted(): number[] {
     const rows = this.db.prepare(`SELECT id, pid FROM runs WHERE status = 'running'`).all() as { id: number; pid: number | null }[];
-    const dead = rows.filter((r) => r.pid === null || (r.pid !== process.pid && !alive(r.pid))).map((r) => r.id);
+    const dead = rows.filter((r) => r.pid === null || (r.pid !== process.pid && !processAlive(r.pid))).map((r) => r.id);
     const mark = this.db.prepare(`UPDATE runs SET status = 'interrupted', finished_at = ?, error = COALESCE(error, 'the process running it stopped before it finished') WHERE id = ?`);
     const markNodes = this.db.prepare(`UPDATE run_nodes SET status = 'interrupted' WHERE run_id = ? AND status IN ('running', 'pending')`);
     this.db.transaction(() => {
@@ -229,11 +230,3 @@ function toRecord(r: RunRow): RunRecord {
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
