@@ -60,7 +60,7 @@ export async function evaluateModel(modelDir: string, taskPaths: string[], opts:
   for (const p of taskPaths) tasks.push(await loadTask(p, opts.limit));
   // Router logits are graph outputs only for MoE models (headers only: this reads config.json).
   const isMoe = await withCheckpoint(modelDir, async (ck) => !!ck.config?.moe);
-  const loaded = await loadModelSession(modelDir, { adapter: opts.adapter, kvCache: true, routing: isMoe, session: { provider: opts.provider }, cache: opts.reuseSession ? sharedSessions : undefined });
+  const loaded = await loadModelSession(modelDir, { adapter: opts.adapter, kvCache: true, routing: isMoe, tokenLogprobs: true, session: { provider: opts.provider }, cache: opts.reuseSession ? sharedSessions : undefined });
   const moe = loaded.config.moe;
   try {
     const decoder = new Decoder(loaded);

@@ -219,7 +219,7 @@ export async function fitnessItems(files: string[], limit?: number): Promise<{ p
 
 /** Mean over items of the mean log-probability of the answer's tokens given the prompt. */
 export async function answerLogLikelihood(modelDir: string, items: { prompt: string; answer: string }[], signal?: AbortSignal): Promise<number> {
-  const loaded = await loadModelSession(modelDir);
+  const loaded = await loadModelSession(modelDir, { tokenLogprobs: true });
   try {
     const tok = TextTokenizer.load(modelDir, loaded.config.eosTokenId);
     const seqs: number[][] = [];

@@ -31,7 +31,7 @@ export async function loadSeedTexts(paths: readonly string[]): Promise<string[]>
  * (and the hard links to their weights the graph folder holds) must not outlive them.
  */
 export async function seedLogLikelihood(modelDir: string, seqs: number[][], signal?: AbortSignal): Promise<number> {
-  const loaded = await loadModelSession(modelDir);
+  const loaded = await loadModelSession(modelDir, { tokenLogprobs: true });
   try {
     const lps = await new Decoder(loaded).logprobs(seqs, { signal });
     let sum = 0;

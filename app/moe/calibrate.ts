@@ -39,7 +39,7 @@ export async function assignByPerplexity(baseDir: string, experts: ExpertSpec[],
   const ppl: number[][] = samples.map(() => []);
   for (const ex of experts) {
     signal?.throwIfAborted();
-    const loaded = ex.adapter ? await loadModelSession(baseDir, { adapter: ex.adapter }) : await loadModelSession(ex.model!);
+    const loaded = ex.adapter ? await loadModelSession(baseDir, { adapter: ex.adapter, tokenLogprobs: true }) : await loadModelSession(ex.model!, { tokenLogprobs: true });
     try {
       const lps = await new Decoder(loaded).logprobs(seqs, { signal });
       lps.forEach((lp, i) => {
@@ -80,7 +80,7 @@ export async function calibrateInAssembled(
   tok: TextTokenizer,
   opts: { calibration: CalibrationOptions; signal?: AbortSignal; onLayer?: (layer: number, accuracy: number) => void },
 ): Promise<CalibrationResult> {
-  const loaded = await loadModelSession(moeDir, { routing: true, routerInputs: true });
+  const loaded = await loadModelSession(moeDir, { routing: true, routerInputs: true, tokenLogprobs: true });
   try {
     const cfg = loaded.config;
     const E = cfg.moe!.numExperts;

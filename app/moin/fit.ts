@@ -216,7 +216,7 @@ async function perplexityScores(recipe: MoinRecipe, corpus: RoutedText[], member
   for (const [e, ex] of recipe.experts.entries()) {
     opts.signal?.throwIfAborted();
     opts.onProgress?.({ phase: 'mapping', detail: `perplexity of ${ex.name}` });
-    const loaded = await loadModelSession(ex.model ?? recipe.base, { adapter: ex.adapter, session: { provider: opts.provider } });
+    const loaded = await loadModelSession(ex.model ?? recipe.base, { adapter: ex.adapter, tokenLogprobs: true, session: { provider: opts.provider } });
     try {
       const lps = await new Decoder(loaded).logprobs(seqs, { signal: opts.signal });
       let at = 0;

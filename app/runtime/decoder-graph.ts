@@ -72,6 +72,12 @@ export interface DecoderGraphOptions {
    * pre-allocated output back, at the cache's full capacity.
    */
   recentPast?: boolean;
+  /**
+   * Input `target_ids` [B, rows] and output `target_logprobs` [B, rows] = log softmax(logits)[target] of
+   * each logits row: scoring (perplexity, multiple choice, seed fitness) then fetches B·rows floats
+   * instead of the [B, rows, V] logits, and does not run a log-softmax over the vocabulary in JS.
+   */
+  tokenLogprobs?: boolean;
 }
 
 export const OPSET = 23;
@@ -84,6 +90,7 @@ export function graphOutputs(cfg: ModelConfig, opts: DecoderGraphOptions): strin
   const out = ['logits'];
   for (let i = 0; i < cfg.numLayers && opts.kvCache; i++) out.push(`present.${i}.key`, `present.${i}.value`);
   for (let i = 0; i < cfg.numLayers && opts.kvCache && opts.recentPast; i++) out.push(`present_recent.${i}.key`, `present_recent.${i}.value`);
+  if (opts.tokenLogprobs) out.push('target_logprobs');
   if (opts.hiddenStates) for (let i = 0; i <= cfg.numLayers; i++) out.push(`hidden_states.${i}`);
   if (opts.routing) {
     for (let i = 0; i < cfg.numLayers; i++) {
@@ -246,6 +253,16 @@ export function buildDecoderGraph(
     ? [linear(head, 'lm_head', 'logits2')]
     : g.node('Gemm', [head, w('model.embed_tokens.weight')], ['logits2'], { transB: 1 });
   g.node('Reshape', [logits2!, logitsShape], ['logits']);
+  if (opts.tokenLogprobs) {
+    // log p(target) = logit[target] − logsumexp(logits), on the 2D [rows, V] logits.
+    g.input('target_ids', 'INT64', ['batch', 'rows']);
+    const [lse] = g.node('ReduceLogSumExp', [logits2!, int64('lp.axis', [1])], ['lp.lse'], { keepdims: 1 });
+    const [col] = g.node('Reshape', ['target_ids', int64('lp.col', [-1, 1])], ['lp.targets']);
+    const [picked] = g.node('GatherElements', [logits2!, col!], ['lp.picked'], { axis: 1 });
+    const [diff] = g.node('Sub', [picked!, lse!], ['lp.diff']);
+    const [targetShape] = g.node('Shape', ['target_ids'], ['lp.shape']);
+    g.node('Reshape', [diff!, targetShape!], ['target_logprobs']);
+  }
 
   for (const name of graphOutputs(cfg, opts)) g.output(name, 'FLOAT');
   return g.toModelBytes({ opset: OPSET, producerName: 'upcycle-studio', metadata: { architecture: cfg.architecture } });

@@ -22,6 +22,8 @@ export interface ForwardResult {
   /** [B, logitsRows, V]: every position, or the last `logitsToKeep` when the graph can keep fewer. */
   logits: Float32Array;
   logitsRows: number;
+  /** [B, logitsRows] log-probabilities of the targets, when `forward` was given them (then `logits` is empty). */
+  targetLogprobs?: Float32Array;
   /**
    * The cache to pass as `past` to the next call: `present.{i}.key|value`, the whole cache or, with a
    * recentPast graph, its first part followed by `recent.{i}.key|value`.
@@ -59,6 +61,7 @@ export class Decoder {
   private readonly hasCache: boolean;
   private readonly hasKeep: boolean;
   private readonly hasRecent: boolean;
+  private readonly hasTargets: boolean;
   /** Fetch lists: everything with the whole cache, or with only its recent part (recentPast graphs). */
   private readonly fetchFull: string[];
   private readonly fetchRecent: string[];
@@ -69,8 +72,10 @@ export class Decoder {
     this.hasCache = loaded.outputs.some((o) => o.startsWith('present.'));
     this.hasKeep = loaded.session.inputs.some((i) => i.name === 'logits_to_keep');
     this.hasRecent = loaded.outputs.some((o) => o.startsWith('present_recent.'));
-    this.fetchFull = loaded.outputs.filter((o) => !o.startsWith('present_recent.'));
-    this.fetchRecent = loaded.outputs.filter((o) => !o.startsWith('present.'));
+    this.hasTargets = loaded.session.inputs.some((i) => i.name === 'target_ids');
+    const plain = loaded.outputs.filter((o) => o !== 'target_logprobs');
+    this.fetchFull = plain.filter((o) => !o.startsWith('present_recent.'));
+    this.fetchRecent = plain.filter((o) => !o.startsWith('present.'));
   }
 
   /** Extra graph inputs fed on every call (e.g. `router.{i}` weights during calibration). */
@@ -81,7 +86,7 @@ export class Decoder {
    * `logitsToKeep` > 0 asks for the logits of the last positions only (all when the graph has no
    * `logits_to_keep` input; `logitsRows` says which).
    */
-  async forward(ids: number[][], start = 0, past?: Record<string, HostTensor>, logitsToKeep = 0): Promise<ForwardResult> {
+  async forward(ids: number[][], start = 0, past?: Record<string, HostTensor>, logitsToKeep = 0, targets?: number[][]): Promise<ForwardResult> {
     const B = ids.length;
     const S = ids[0]!.length;
     const inputIds = new BigInt64Array(B * S);
@@ -111,8 +116,20 @@ export class Decoder {
         }
       }
     }
-    const out = await this.loaded.session.run(feeds, fetchRecent ? this.fetchRecent : this.fetchFull);
-    const res: ForwardResult = { logits: out['logits']!.data as Float32Array, logitsRows: keep || S, routerLogits: new Map(), mlpInputs: new Map(), hiddenStates: new Map() };
+    const rows = keep || S;
+    let fetch = fetchRecent ? this.fetchRecent : this.fetchFull;
+    if (this.hasTargets) {
+      // Scoring: the targets' log-probabilities instead of the logits. Otherwise any ids (unused output).
+      const t = new BigInt64Array(B * rows);
+      if (targets) targets.forEach((row, b) => row.forEach((v, r) => (t[b * rows + r] = BigInt(v))));
+      feeds['target_ids'] = { dims: [B, rows], data: t };
+      if (targets) fetch = [...fetch.filter((o) => o !== 'logits'), 'target_logprobs'];
+    } else if (targets) {
+      throw new Error('forward(): this graph has no target_ids input');
+    }
+    const out = await this.loaded.session.run(feeds, fetch);
+    const res: ForwardResult = { logits: (out['logits']?.data as Float32Array | undefined) ?? new Float32Array(0), logitsRows: rows, routerLogits: new Map(), mlpInputs: new Map(), hiddenStates: new Map() };
+    if (out['target_logprobs']) res.targetLogprobs = out['target_logprobs'].data as Float32Array;
     if (this.hasCache) {
       res.present = {};
       for (const [k, v] of Object.entries(out)) {
@@ -149,13 +166,16 @@ export class Decoder {
       const W = seqs[members[members.length - 1]!]!.length;
       const pad = this.config.bosTokenId ?? 0;
       const batch = members.map((m) => [...seqs[m]!, ...new Array<number>(W - seqs[m]!.length).fill(pad)]);
-      const r = await this.forward(batch);
+      // Row t predicts token t + 1: the targets are the batch shifted left (the last row's is unused).
+      const targets = this.hasTargets ? batch.map((row) => [...row.slice(1), pad]) : undefined;
+      const r = await this.forward(batch, 0, undefined, 0, targets);
       opts.onBatch?.(r, members.map((m) => seqs[m]!.length), W, members);
       const V = this.vocab;
       members.forEach((m, b) => {
         const s = seqs[m]!;
         const lp = new Float32Array(Math.max(0, s.length - 1));
-        for (let t = 1; t < s.length; t++) lp[t - 1] = logSoftmaxAt(r.logits, (b * W + t - 1) * V, V, s[t]!);
+        if (r.targetLogprobs) lp.set(r.targetLogprobs.subarray(b * W, b * W + lp.length));
+        else for (let t = 1; t < s.length; t++) lp[t - 1] = logSoftmaxAt(r.logits, (b * W + t - 1) * V, V, s[t]!);
         result[m] = lp;
       });
       i = j;

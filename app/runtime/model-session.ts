@@ -60,7 +60,7 @@ export async function loadModelSession(modelDir: string, opts: LoadOptions = {})
     const graphOpts: DecoderGraphOptions = {
       kvCache: !!opts.kvCache, hiddenStates: !!opts.hiddenStates, routing: !!opts.routing, maxPositions: opts.maxPositions,
       routerInputs: !!opts.routerInputs, logitsToKeep: opts.logitsToKeep ?? !!opts.kvCache,
-      recentPast: !!opts.kvCache && (opts.recentPast ?? true),
+      recentPast: !!opts.kvCache && (opts.recentPast ?? true), tokenLogprobs: !!opts.tokenLogprobs,
     };
     const key = createHash('sha256').update(JSON.stringify({ GRAPH_VERSION, graphOpts, ident })).digest('hex').slice(0, 24);
     const dir = cacheDir('onnx', key);

@@ -239,6 +239,9 @@ interface EngineResult {
   rss_peak_gen: number;
   /** Median seconds of one cached decode step after a past of each length (ORT only). */
   kv_step_s?: Record<string, number>;
+  /** Best seconds of Decoder.logprobs over the prefill tokens: log-softmax in JS over fetched logits, or in the graph (ORT only). */
+  score_js_s?: number;
+  score_graph_s?: number;
 }
 
 const rssNow = () => process.memoryUsage().rss;
@@ -315,6 +318,22 @@ async function ortChild(args: Args, engine: string): Promise<EngineResult> {
     }
     const prefill = await timedForward(0);
     const rssPeak = peakRss();
+    // Scoring (perplexity, multiple choice, fitness): log p of each next token, from fetched logits with a
+    // log-softmax in JS, or computed in the graph (tokenLogprobs: only [1, 512] floats come back).
+    const timedScore = async (d: Decoder): Promise<number> => {
+      await d.logprobs([prefillIds]);
+      let best = Infinity;
+      for (let r = 0; r < args.repeats; r++) {
+        const t0 = performance.now();
+        await d.logprobs([prefillIds]);
+        best = Math.min(best, (performance.now() - t0) / 1000);
+      }
+      return best;
+    };
+    const scoreJs = await timedScore(dec);
+    const scorer = await loadModelSession(args.dir, { tokenLogprobs: true, session });
+    const scoreGraph = await timedScore(new Decoder(scorer));
+    await scorer.session.release();
     await loaded.session.release();
     t = performance.now();
     const again = await loadModelSession(args.dir, { kvCache: true, session });
@@ -323,6 +342,7 @@ async function ortChild(args: Args, engine: string): Promise<EngineResult> {
     return {
       engine, create_cold_s: createCold, create_warm_s: createWarm, prefill_s: prefill, prefill_gen_s: prefillGen,
       decode_cache: cached, decode_nocache: uncached, rss_before: rssBefore, rss_loaded: rssLoaded, rss_peak: rssPeak, rss_peak_gen: rssPeakGen, kv_step_s: kvStep,
+      score_js_s: scoreJs, score_graph_s: scoreGraph,
     };
   } finally {
     fs.rmSync(cache, { recursive: true, force: true });
@@ -376,6 +396,7 @@ function bestOf(rs: EngineResult[]): EngineResult {
     decode_cache: fastest((e) => e.decode_cache),
     decode_nocache: fastest((e) => e.decode_nocache),
     ...(kv ? { kv_step_s: kv } : {}),
+    ...(rs[0]!.score_js_s !== undefined ? { score_js_s: minOf((e) => e.score_js_s!), score_graph_s: minOf((e) => e.score_graph_s!) } : {}),
   };
 }
 
@@ -459,6 +480,9 @@ async function main(): Promise<void> {
     const bytes = (P: number) => 2 * SHAPE.layers * SHAPE.kvHeads * P * (SHAPE.hidden / SHAPE.heads) * 4;
     console.log(`${e.engine}: cached decode step after a past of ${KV_PASTS.map((P) => `${P}: ${fmt(k[P]! * 1000)} ms`).join(', ')} — the KV cache (${mb(bytes(KV_PASTS[KV_PASTS.length - 1]!))} at ${KV_PASTS[KV_PASTS.length - 1]}) adds ${fmt(((k[KV_PASTS[KV_PASTS.length - 1]!]! - k[KV_PASTS[0]!]!) / k[KV_PASTS[0]!]!) * 100, 0)}% per step`);
   }
+  for (const e of results.filter((x) => x.score_js_s !== undefined)) {
+    console.log(`${e.engine}: scoring ${PREFILL_TOKENS} tokens (log p of each next token): log-softmax in JS over the fetched logits ${fmt(e.score_js_s! * 1000)} ms, in the graph ${fmt(e.score_graph_s! * 1000)} ms (${fmt(e.score_js_s! / e.score_graph_s!, 2)}×)`);
+  }
   console.log(`net peak RSS / F32 weight bytes (generation; whole run): ${results.map((e) => `${e.engine} ${fmt(netGen(e), 2)}×; ${fmt(netRatio(e), 2)}×`).join(', ')} (goal ≤ ${GOAL_RSS}×)`);
   console.log('');
 
@@ -467,6 +491,7 @@ async function main(): Promise<void> {
     decode_nokv_tok_s: decodeTps(e.decode_nocache), decode_kv_mean_tok_s: decodeMeanTps(e.decode_cache), decode_kv_best_step_tok_s: decodeBestTps(e.decode_cache), decode_nokv_mean_tok_s: decodeMeanTps(e.decode_nocache),
     rss_before: e.rss_before, rss_loaded: e.rss_loaded, rss_peak_gen: e.rss_peak_gen, rss_peak: e.rss_peak, rss_peak_ratio: e.rss_peak / weightBytes, rss_net_peak_gen_ratio: netGen(e), rss_net_peak_ratio: netRatio(e),
     ...(e.kv_step_s ? { kv_step_ms: Object.fromEntries(Object.entries(e.kv_step_s).map(([P, v]) => [P, v * 1000])) } : {}),
+    ...(e.score_js_s !== undefined ? { score_js_ms: e.score_js_s * 1000, score_graph_ms: e.score_graph_s! * 1000 } : {}),
   });
   // Goals on the app's default session (the first engine).
   const r0 = ratios?.[ort.engine];

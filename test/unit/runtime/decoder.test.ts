@@ -92,3 +92,22 @@ test('two-part cache (recentPast): step by step over more than RECENT_MAX positi
     }
   }
 });
+
+test('scoring in the graph (tokenLogprobs): the targets\' log-probabilities equal the log-softmax of the logits, for padded batches; no logits are fetched', async () => {
+  const dir = join(tmp.dir, 'scoring');
+  await writeTinyModel(dir, llama, 13);
+  const inGraph = await loadModelSession(dir, { tokenLogprobs: true });
+  const inJs = await loadModelSession(dir);
+  try {
+    const seqs = [tinyInputIds(1, 5, V, 1)[0]!, tinyInputIds(1, 9, V, 2)[0]!, tinyInputIds(1, 2, V, 3)[0]!, [7]];
+    const fetched: number[] = [];
+    const a = await new Decoder(inGraph).logprobs(seqs, { maxBatchTokens: 1000, onBatch: (r) => fetched.push(r.logits.length) });
+    const b = await new Decoder(inJs).logprobs(seqs, { maxBatchTokens: 1000 });
+    assert.deepEqual(a.map((x) => x.length), [4, 8, 1, 0]);
+    a.forEach((lp, i) => assertClose(lp, b[i]!, 1e-5, `sequence ${i}`));
+    assert.ok(fetched.length > 0 && fetched.every((n) => n === 0), 'only target_logprobs came back');
+  } finally {
+    await inGraph.release();
+    await inJs.release();
+  }
+});
