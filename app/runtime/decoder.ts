@@ -119,18 +119,22 @@ export class Decoder {
     const rows = keep || S;
     let fetch = fetchRecent ? this.fetchRecent : this.fetchFull;
     if (this.hasTargets) {
-      // Scoring: the targets' log-probabilities instead of the logits. Otherwise any ids (unused output).
+      // Scoring: the targets' log-probabilities instead of the logits (and no KV cache: nothing continues
+      // from a scoring pass). Otherwise any ids (the output is not fetched).
       const t = new BigInt64Array(B * rows);
-      if (targets) targets.forEach((row, b) => row.forEach((v, r) => (t[b * rows + r] = BigInt(v))));
+      if (targets) {
+        if (targets.length !== B || targets.some((row) => row.length !== rows)) throw new Error(`forward(): targets must be ${B} rows of ${rows} ids, one per logits row`);
+        targets.forEach((row, b) => row.forEach((v, r) => (t[b * rows + r] = BigInt(v))));
+        fetch = [...fetch.filter((o) => o !== 'logits' && !o.startsWith('present')), 'target_logprobs'];
+      }
       feeds['target_ids'] = { dims: [B, rows], data: t };
-      if (targets) fetch = [...fetch.filter((o) => o !== 'logits'), 'target_logprobs'];
     } else if (targets) {
       throw new Error('forward(): this graph has no target_ids input');
     }
     const out = await this.loaded.session.run(feeds, fetch);
     const res: ForwardResult = { logits: (out['logits']?.data as Float32Array | undefined) ?? new Float32Array(0), logitsRows: rows, routerLogits: new Map(), mlpInputs: new Map(), hiddenStates: new Map() };
     if (out['target_logprobs']) res.targetLogprobs = out['target_logprobs'].data as Float32Array;
-    if (this.hasCache) {
+    if (this.hasCache && !targets) {
       res.present = {};
       for (const [k, v] of Object.entries(out)) {
         if (k.startsWith('present.')) res.present[k] = v;

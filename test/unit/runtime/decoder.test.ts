@@ -106,8 +106,23 @@ test('scoring in the graph (tokenLogprobs): the targets\' log-probabilities equa
     assert.deepEqual(a.map((x) => x.length), [4, 8, 1, 0]);
     a.forEach((lp, i) => assertClose(lp, b[i]!, 1e-5, `sequence ${i}`));
     assert.ok(fetched.length > 0 && fetched.every((n) => n === 0), 'only target_logprobs came back');
+    await assert.rejects(new Decoder(inGraph).forward([[1, 2, 3]], 0, undefined, 0, [[1, 2]]), /targets must be 1 rows of 3 ids/);
   } finally {
     await inGraph.release();
     await inJs.release();
+  }
+  // The evaluation graph (KV cache + scoring): scoring fetches neither logits nor the cache; generation is unchanged.
+  const both = await loadModelSession(dir, { kvCache: true, tokenLogprobs: true });
+  const gen = await loadModelSession(dir, { kvCache: true });
+  try {
+    const d = new Decoder(both);
+    const seq = tinyInputIds(1, 6, V, 4);
+    const r = await d.forward(seq, 0, undefined, 0, [[...seq[0]!.slice(1), 0]]);
+    assert.equal(r.present, undefined);
+    assert.equal(r.targetLogprobs!.length, 6);
+    assert.deepEqual(await d.generate(seq, { maxNewTokens: 40 }, () => false), await new Decoder(gen).generate(seq, { maxNewTokens: 40 }, () => false));
+  } finally {
+    await both.release();
+    await gen.release();
   }
 });
