@@ -16,6 +16,7 @@ import { loadModelSession, sharedSessions } from '../runtime/model-session.js';
 import type { ProviderRequest } from '../runtime/ort.js';
 import { promptMessages } from '../runtime/chat-template.js';
 import { TextTokenizer } from '../runtime/tokenizer.js';
+import { stopAt } from './stops.js';
 import { loadTask, type Task } from './tasks.js';
 
 export interface EvalProgress {
@@ -202,21 +203,6 @@ async function runTask(task: Task, decoder: Decoder, tok: TextTokenizer, opts: E
   const same = (a: string, b: string) => (chat ? a.trim() === b.trim() : a === b);
   const correct = task.items.filter((item, i) => same(predictions[i]!, item.answer)).length;
   return { exact_match: correct / task.items.length, n: task.items.length };
-}
-
-/**
- * Where generated text ends: the first stop string, or undefined. With a chat template answers are
- * compared trimmed, and many templates leave the reply to start with a newline: leading whitespace is
- * then part of the reply, not a stop.
- */
-export function stopAt(text: string, stops: readonly string[], skipLeadingSpace: boolean): number | undefined {
-  const from = skipLeadingSpace ? text.length - text.trimStart().length : 0;
-  let end: number | undefined;
-  for (const st of stops) {
-    const at = text.indexOf(st, from);
-    if (at >= 0 && (end === undefined || at < end)) end = at;
-  }
-  return end;
 }
 
 function argmax(xs: number[]): number {

@@ -8,6 +8,7 @@ import { Decoder } from '../runtime/decoder.js';
 import { loadModelSession } from '../runtime/model-session.js';
 import type { ProviderRequest } from '../runtime/ort.js';
 import { TextTokenizer } from '../runtime/tokenizer.js';
+import { stopAt } from './stops.js';
 
 export interface GenerateTextOptions {
   prompt: string;
@@ -90,7 +91,7 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
     }, async (_row, newIds) => {
       ids = [...newIds];
       text = await tok.decode(ids, true);
-      const cut = firstStop(text, stops);
+      const cut = stopAt(text, stops);
       if (cut !== undefined) text = text.slice(0, cut);
       const done = cut !== undefined;
       if (done) finishReason = 'stop';
@@ -121,15 +122,6 @@ export async function generateText(modelDir: string, opts: GenerateTextOptions):
   } finally {
     await loaded.release();
   }
-}
-
-function firstStop(text: string, stops: string[]): number | undefined {
-  let at: number | undefined;
-  for (const s of stops) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (at === undefined || i < at)) at = i;
-  }
-  return at;
 }
 
 /**
