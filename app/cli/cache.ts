@@ -4,14 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { cacheDir } from '../io/cache-dir.js';
-import { cacheBudget, CACHE_AREAS, scanCache, pruneCache, type CacheEntry, type PruneResult } from '../io/cache-prune.js';
+import { cacheBudget, cacheSize as size, CACHE_AREAS, scanCache, pruneCache, type CacheEntry, type PruneResult } from '../io/cache-prune.js';
 import type { Command } from './main.js';
 
 const GIB = 1024 ** 3;
-
-function size(bytes: number): string {
-  return bytes >= GIB ? `${(bytes / GIB).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-}
 
 function summary(entries: CacheEntry[]) {
   return Object.fromEntries(CACHE_AREAS.map((area) => {
@@ -51,7 +47,7 @@ export const cacheCommand: Command = {
     }
     if (action === 'prune') result = await pruneCache({ maxBytes: budget });
     if (action === 'clear') result = await pruneCache({ maxBytes: 0, minAgeMs: 60_000 });
-    const { entries, heldBytes } = await scanCache();
+    const { entries, heldBytes } = result ? { entries: result.kept, heldBytes: result.remainingBytes } : await scanCache();
     const areas = summary(entries);
     if (values.json) {
       console.log(JSON.stringify({

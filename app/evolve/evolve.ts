@@ -121,10 +121,10 @@ export function parseEvolveYaml(text: string, yamlPath: string): EvolveRecipe {
  * null. The start costs nothing when it is the baseline recipe (evolveMerge reuses its fitness).
  */
 export function budgetProblem(r: EvolveRecipe): string | null {
-  const genome = defaultGenome(r).length;
-  if (genome === 0) return 'nothing to search: the recipe needs at least one model and layer_groups ≥ 1';
-  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(genome));
-  const startIsBaseline = JSON.stringify(decodeGenome(r, defaultGenome(r))) === JSON.stringify(baselineConfig(r));
+  const x0 = defaultGenome(r);
+  if (x0.length === 0) return 'nothing to search: the recipe needs at least one model and layer_groups ≥ 1';
+  const lambda = r.popsize ?? 4 + Math.floor(3 * Math.log(x0.length));
+  const startIsBaseline = JSON.stringify(decodeGenome(r, x0)) === JSON.stringify(baselineConfig(r));
   const need = (startIsBaseline ? 1 : 2) + lambda;
   if (r.budget >= need) return null;
   return `budget ${r.budget} leaves no generation: it needs at least ${need} evaluations (the baseline, ${startIsBaseline ? '' : 'the start, '}and one generation of ${lambda}); raise budget or lower popsize`;

@@ -68,13 +68,19 @@ export interface PruneResult {
   freedBytes: number;
   /** Bytes only the cache holds, after pruning. */
   remainingBytes: number;
-  entries: number;
+  /** The entries left (a caller showing the cache after pruning needs no second scan). */
+  kept: CacheEntry[];
 }
 
 const TRASH = '.trash-';
 const PARTIAL = '.partial-';
 const PINS = 'pins';
 const GIB = 1024 ** 3;
+/** Cache sizes in the budget's unit (GiB), or MiB below one GiB. */
+export function cacheSize(bytes: number): string {
+  return bytes >= GIB ? `${(bytes / GIB).toFixed(2)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
 /** Default budget: room for a few 7B models in bf16 beside their graphs. */
 export const DEFAULT_CACHE_MAX_BYTES = 40 * GIB;
 
@@ -262,5 +268,5 @@ export async function pruneCache(opts: PruneOptions, root = cacheDir()): Promise
     total = held();
   }
   const removed = entries.filter((e) => gone.has(e));
-  return { removed, freedBytes: before - total, remainingBytes: total, entries: entries.length - removed.length };
+  return { removed, freedBytes: before - total, remainingBytes: total, kept: entries.filter((e) => !gone.has(e)) };
 }

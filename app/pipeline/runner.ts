@@ -11,7 +11,7 @@ import { missingInputs, NODE_TYPES, paramDefaults } from '../core/pipeline/node-
 import { topoOrder, upstream, type PipelineDoc, type PipelineNode } from '../core/pipeline/document.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
 import { cacheDir } from '../io/cache-dir.js';
-import { cacheBudget, pinPaths, pruneCache, touchCacheEntry, unpin } from '../io/cache-prune.js';
+import { cacheBudget, cacheSize, pinPaths, pruneCache, touchCacheEntry, unpin } from '../io/cache-prune.js';
 import { Checkpoint } from '../io/checkpoint.js';
 import { parseMergeConfig } from '../merge/config.js';
 import { runMerge } from '../merge/execute.js';
@@ -139,17 +139,14 @@ export async function runPipeline(doc: PipelineDoc, opts: RunOptions): Promise<R
  */
 async function pruneAfterRun(used: string[], log: (level: 'info' | 'warn', message: string) => void): Promise<void> {
   try {
-    const r = await pruneCache({ maxBytes: cacheBudget(), keep: new Set(used) });
+    const budget = cacheBudget();
+    const r = await pruneCache({ maxBytes: budget, keep: new Set(used) });
     if (r.removed.length) {
-      log('info', `cache: removed ${r.removed.length} least recently used or stale entr${r.removed.length === 1 ? 'y' : 'ies'} (${gib(r.freedBytes)}) to stay within ${gib(cacheBudget())} (UPCYCLE_CACHE_MAX_GB); ${gib(r.remainingBytes)} remain`);
+      log('info', `cache: removed ${r.removed.length} least recently used or stale entr${r.removed.length === 1 ? 'y' : 'ies'} (${cacheSize(r.freedBytes)}) to stay within ${cacheSize(budget)} (UPCYCLE_CACHE_MAX_GB); ${cacheSize(r.remainingBytes)} remain`);
     }
   } catch (e) {
     log('warn', `cache: could not prune ${cacheDir()}: ${e instanceof Error ? e.message : String(e)}`);
   }
-}
-
-function gib(bytes: number): string {
-  return bytes >= 1024 ** 3 ? `${(bytes / 1024 ** 3).toFixed(1)} GiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
 }
 
 function label(n: PipelineNode): string {

@@ -229,4 +229,3 @@ function toRecord(r: RunRow): RunRecord {
     metrics: JSON.parse(r.metrics) as Record<string, unknown>, artefacts: JSON.parse(r.artefacts) as Record<string, string>, error: r.error, pid: r.pid,
   };
 }
-
